@@ -1,0 +1,21 @@
+// swift-tools-version:6.0
+// astra-dist: training data attribution (ASTRA, EK-FAC, SNI, LDS) on MPI + BLAS.
+// System libraries only (Debian: libopenmpi-dev libopenblas-dev liblapacke-dev pkg-config zlib1g-dev).
+import PackageDescription
+
+let package = Package(
+    name: "astra-dist",
+    products: [
+        .executable(name: "astra-dist", targets: ["astra-dist"]),
+        .library(name: "AstraDist", targets: ["AstraDist"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLAPACKE", providers: [.apt(["liblapacke-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "AstraDist", dependencies: ["CMPI", "CBLAS", "CLAPACKE", "CZlib"]),
+        .executableTarget(name: "astra-dist", dependencies: ["AstraDist", "CMPI"]),
+        .testTarget(name: "AstraDistTests", dependencies: ["AstraDist", "astra-dist"]),
+    ]
+)

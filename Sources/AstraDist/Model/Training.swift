@@ -1,0 +1,124 @@
+/// A training recipe (spec §10): mini-batch SGD with momentum and weight decay,
+/// PyTorch semantics (`g ← ∇ + wd·θ; b ← m·b + g` (b = g at the first step); `θ ← θ − lr·b`),
+/// reshuffled each epoch, last batch partial.
+public struct TrainingRecipe: Codable, Equatable, Sendable {
+    public var learningRate: Double
+    public var momentum: Double
+    public var weightDecay: Double
+    public var batchSize: Int
+    public var epochs: Int
+    public init(learningRate: Double, momentum: Double, weightDecay: Double, batchSize: Int, epochs: Int) {
+        self.learningRate = learningRate; self.momentum = momentum; self.weightDecay = weightDecay
+        self.batchSize = batchSize; self.epochs = epochs
+    }
+    public func steps(examples n: Int) -> Int { epochs * ((n + batchSize - 1) / batchSize) }
+}
+
+/// Trains one model. Everything it draws comes from counter-based streams keyed by `seed`
+/// (initialisation by layer, shuffling by epoch), so a seed gives the same model on any
+/// rank; bit-identity also needs a fixed BLAS thread count (`setBLASThreads`).
+public struct Trainer<T: BLASScalar> {
+    public var shape: NetworkShape
+    public var recipe: TrainingRecipe
+    /// Steps after which `onCheckpoint` is called with the current weights (step counts from 1).
+    public var checkpointSteps: Set<Int> = []
+
+    public init(shape: NetworkShape, recipe: TrainingRecipe) { self.shape = shape; self.recipe = recipe }
+
+    /// Trains from PyTorch-style initialisation with `seed` on `data`.
+    /// Complexity: about 6·N·P·epochs flops, all in GEMMs.
+    public func train(on data: Dataset, seed: UInt64, onCheckpoint: ((Int, [T]) -> Void)? = nil) -> Network<T> {
+        var net = Network<T>(shape: shape, loss: data.loss, seed: seed)
+        let n = data.count, bs = min(recipe.batchSize, max(n, 1)), p = shape.parameterCount
+        let ws = Workspace<T>(shape: shape, capacity: bs)
+        let x = UnsafeMutablePointer<T>.allocate(capacity: bs * data.featureCount)
+        let y = UnsafeMutablePointer<T>.allocate(capacity: bs * data.targetWidth)
+        let grad = UnsafeMutablePointer<T>.allocate(capacity: p)
+        let velocity = UnsafeMutablePointer<T>.allocate(capacity: p)
+        defer { x.deallocate(); y.deallocate(); grad.deallocate(); velocity.deallocate() }
+        let lr = T(recipe.learningRate), mom = T(recipe.momentum), wd = T(recipe.weightDecay)
+        var step = 0
+        for epoch in 0..<recipe.epochs {
+            var rng = CounterRandom(seed: seed, purpose: .shuffle, index: UInt64(epoch))
+            let order = rng.permutation(n)
+            var start = 0
+            while start < n {
+                let b = min(bs, n - start)
+                data.gather(order[start..<(start + b)], x: x, y: y)
+                net.lossAndGradient(x, y, batch: b, workspace: ws, gradient: grad)
+                net.parameters.withUnsafeMutableBufferPointer { w in
+                    let theta = w.baseAddress!
+                    if step == 0 {
+                        for i in 0..<p { let g = grad[i] + wd * theta[i]; velocity[i] = g; theta[i] -= lr * g }
+                    } else {
+                        for i in 0..<p { let g = grad[i] + wd * theta[i]; velocity[i] = mom * velocity[i] + g; theta[i] -= lr * velocity[i] }
+                    }
+                }
+                step += 1
+                start += b
+                if checkpointSteps.contains(step) { onCheckpoint?(step, net.parameters) }
+            }
+        }
+        return net
+    }
+}
+
+/// Loss, accuracy and measurements of a network on a dataset.
+public struct Evaluation: Codable, Sendable {
+    public var loss: Double
+    /// Classification only.
+    public var accuracy: Double?
+    /// Regression only: 1 − SSE/SST over all outputs.
+    public var r2: Double?
+}
+
+extension Network {
+    /// Mean loss (and accuracy or R²) over `data`, in batches of 256.
+    public func evaluate(on data: Dataset) -> Evaluation {
+        let c = shape.outputCount, tw = data.targetWidth, n = data.count, bs = 256
+        let ws = Workspace<T>(shape: shape, capacity: bs)
+        let x = UnsafeMutablePointer<T>.allocate(capacity: bs * data.featureCount), y = UnsafeMutablePointer<T>.allocate(capacity: bs * tw)
+        defer { x.deallocate(); y.deallocate() }
+        var loss = 0.0, correct = 0, sse = 0.0
+        let idx = Array(0..<n)
+        var start = 0
+        while start < n {
+            let b = min(bs, n - start)
+            data.gather(idx[start..<(start + b)], x: x, y: y)
+            loss += lossAndGradient(x, y, batch: b, workspace: ws, gradient: nil) * Double(b)
+            for i in 0..<b {
+                let out = ws.output + i * c
+                if data.task == .classification {
+                    var best = 0
+                    for k in 1..<c where out[k] > out[best] { best = k }
+                    if best == Int(y[i]) { correct += 1 }
+                } else {
+                    for k in 0..<c { let r = (out[k] - y[i * tw + k]).asDouble; sse += r * r }
+                }
+            }
+            start += b
+        }
+        if data.task == .classification { return Evaluation(loss: loss / Double(n), accuracy: Double(correct) / Double(n), r2: nil) }
+        var mean = [Double](repeating: 0, count: tw), sst = 0.0
+        for i in 0..<n { for k in 0..<tw { mean[k] += Double(data.targets[i * tw + k]) / Double(n) } }
+        for i in 0..<n { for k in 0..<tw { let d = Double(data.targets[i * tw + k]) - mean[k]; sst += d * d } }
+        return Evaluation(loss: loss / Double(n), accuracy: nil, r2: 1 - sse / sst)
+    }
+
+    /// The measurement `f_q` of spec §1 for every row of `queries`.
+    public func measurements(on queries: Dataset) -> [Double] {
+        let c = shape.outputCount, tw = queries.targetWidth, n = queries.count
+        let ws = Workspace<T>(shape: shape, capacity: max(n, 1))
+        var x = [T](repeating: 0, count: max(n, 1) * queries.featureCount), y = [T](repeating: 0, count: max(n, 1) * tw)
+        var dy = [T](repeating: 0, count: c)
+        x.withUnsafeMutableBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+            queries.gather(Array(0..<n)[...], x: xp.baseAddress!, y: yp.baseAddress!)
+            forward(xp.baseAddress!, batch: n, workspace: ws)
+        } }
+        return (0..<n).map { q in
+            y.withUnsafeBufferPointer { yp in dy.withUnsafeMutableBufferPointer { d in
+                Measurement.valueAndGradient(loss: loss, y: ws.output + q * c, target: yp.baseAddress! + q * tw, dy: d.baseAddress!, outputs: c)
+            } }
+        }
+    }
+}

@@ -1,0 +1,2 @@
+import AstraDist
+print("astra-dist")
