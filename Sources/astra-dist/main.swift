@@ -1,2 +1,50 @@
 import AstraDist
-print("astra-dist")
+import Foundation
+
+// MPI first, before any BLAS call (platform notes: fork + threaded BLAS).
+let world = MPICommunicator.world()
+setBLASThreads(1)
+
+func fail(_ message: String, code: Int32 = 1) -> Never {
+    if world.rank == 0 { FileHandle.standardError.write(Data("error: \(message)\n".utf8)) }
+    MPICommunicator.finalize()
+    exit(code)
+}
+
+let mainHelp = """
+usage: astra-dist <command> [options]      (alone, or under mpirun -n K with the same options)
+
+Training data attribution with ASTRA (EK-FAC-preconditioned Neumann iHVPs) and its baselines.
+
+commands:
+\(commands.map { "  " + $0.name.padding(toLength: 13, withPad: " ", startingAt: 0) + $0.summary }.joined(separator: "\n"))
+
+`astra-dist <command> --help` lists a command's options. Scores follow one sign convention:
+a positive τ(m, q) means training example m helps query q (lowers its loss-like measurement).
+"""
+
+var args = Array(CommandLine.arguments.dropFirst())
+if args.isEmpty || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+    if world.rank == 0 { print(mainHelp) }
+    MPICommunicator.finalize()
+    exit(args.isEmpty ? 2 : 0)
+}
+let name = args.removeFirst()
+guard let command = commands.first(where: { $0.name == name }) else {
+    fail("unknown command '\(name)'; commands: \(commands.map(\.name).joined(separator: ", "))", code: 2)
+}
+if args.contains("--help") || args.contains("-h") {
+    if world.rank == 0 { print(helpText(command: command.name, summary: command.summary, specs: command.specs)) }
+    MPICommunicator.finalize()
+    exit(0)
+}
+do {
+    let options = try Options(command: name, arguments: args, specs: command.specs)
+    try command.run(options, world)
+} catch let e as AstraError {
+    fail(e.message, code: 1)
+} catch {
+    fail("\(error)", code: 1)
+}
+fflush(nil)
+MPICommunicator.finalize()

@@ -23,6 +23,36 @@ public protocol Layer: Sendable {
     func blockGradient<T: BLASScalar>(ds: UnsafePointer<T>, abar: UnsafePointer<T>, beta: T, out: UnsafeMutablePointer<T>, batch: Int, queries: Int)
     /// Block input gradient: `Da[b,q,:] = Ds[b,q,:] W`, Da (B·Q)×I.
     func blockBackwardInput<T: BLASScalar>(ds: UnsafePointer<T>, weights: UnsafePointer<T>, da: UnsafeMutablePointer<T>, batch: Int, queries: Int)
+
+    // MARK: Curvature (spec §3): Kronecker-factor statistics and the eigenvalue correction.
+
+    /// Side of the input factor `A` (I+1 for a linear layer).
+    var inputFactorDimension: Int { get }
+    /// Side of the output factor `S` (O for a linear layer).
+    var outputFactorDimension: Int { get }
+    /// T scratch elements the curvature methods below need for a batch of B.
+    func curvatureScratchCount(batch: Int) -> Int
+    /// `sum += Σ_b ā_b ā_bᵀ` ((I+1)×(I+1), Double): one SYRK in T into `scratch`, then added
+    /// to the Double accumulator.
+    func accumulateInputFactor<T: BLASScalar>(abar: UnsafePointer<T>, batch: Int, scratch: UnsafeMutablePointer<T>, into sum: UnsafeMutablePointer<Double>)
+    /// `sum += Σ_b Ds_b Ds_bᵀ` (O×O, Double), SYRK in T.
+    func accumulateOutputFactor<T: BLASScalar>(ds: UnsafePointer<T>, batch: Int, scratch: UnsafeMutablePointer<T>, into sum: UnsafeMutablePointer<Double>)
+    /// `u2[b,i] += ((Q_Sᵀ Ds_b)_i)²` (u2 B×O, in T; `qS` O×O row-major, columns eigenvectors).
+    /// Called once per pseudo-gradient draw, so exact mode sums the squares over draws.
+    func accumulateRotatedOutputSquares<T: BLASScalar>(ds: UnsafePointer<T>, eigenvectorsS qS: UnsafePointer<T>, batch: Int,
+                                                       scratch: UnsafeMutablePointer<T>, into u2: UnsafeMutablePointer<T>)
+    /// The EK-FAC correction of rank-one per-example gradients:
+    /// `sum[i,j] += Σ_b u2[b,i] · ((Q_Aᵀ ā_b)_j)²` (O×(I+1), Double), i.e. one GEMM `(U²)ᵀ W²`.
+    func accumulateEigenCorrection<T: BLASScalar>(abar: UnsafePointer<T>, rotatedOutputSquares u2: UnsafePointer<T>, eigenvectorsA qA: UnsafePointer<T>,
+                                                  batch: Int, scratch: UnsafeMutablePointer<T>, into sum: UnsafeMutablePointer<Double>)
+
+    // MARK: Second-order terms of the exact Hessian (R-operator; spec §12).
+
+    /// `da[b,q,:] += Ds[b,:] dW_q` (dW_q the O×I weight part of direction q), da B×(Q·I), Ds B×O.
+    func directionalBackwardInput<T: BLASScalar>(ds: UnsafePointer<T>, directions: UnsafePointer<T>, da: UnsafeMutablePointer<T>, batch: Int, queries: Int)
+    /// `out[q][:, 0..<I] += Dsᵀ dA[:,q,:]` (the bias column gets nothing: `dā` ends in 0),
+    /// Ds B×O, dA B×(Q·I), out (Q·O)×(I+1).
+    func directionalWeightGradient<T: BLASScalar>(ds: UnsafePointer<T>, tangentInput da: UnsafePointer<T>, out: UnsafeMutablePointer<T>, batch: Int, queries: Int)
 }
 
 /// A fully connected layer `s = W̄ ā`, W̄ O×(I+1).
@@ -65,5 +95,59 @@ public struct LinearLayer: Layer, Equatable {
     }
     public func blockBackwardInput<T: BLASScalar>(ds: UnsafePointer<T>, weights: UnsafePointer<T>, da: UnsafeMutablePointer<T>, batch: Int, queries: Int) {
         backwardInput(ds: ds, weights: weights, da: da, batch: batch * queries)
+    }
+}
+
+// MARK: Curvature contractions of a fully connected layer (spec §3).
+extension LinearLayer {
+    public var inputFactorDimension: Int { augmented }
+    public var outputFactorDimension: Int { outputs }
+    public func curvatureScratchCount(batch: Int) -> Int {
+        max(augmented * augmented, outputs * outputs, batch * outputs, batch * augmented + outputs * augmented)
+    }
+    public func accumulateInputFactor<T: BLASScalar>(abar: UnsafePointer<T>, batch: Int, scratch: UnsafeMutablePointer<T>, into sum: UnsafeMutablePointer<Double>) {
+        guard batch > 0 else { return }
+        T.syrkTransposed(n: augmented, k: batch, alpha: 1, a: abar, lda: augmented, beta: 0, c: scratch, ldc: augmented)
+        for k in 0..<(augmented * augmented) { sum[k] += scratch[k].asDouble }
+    }
+    public func accumulateOutputFactor<T: BLASScalar>(ds: UnsafePointer<T>, batch: Int, scratch: UnsafeMutablePointer<T>, into sum: UnsafeMutablePointer<Double>) {
+        guard batch > 0 else { return }
+        T.syrkTransposed(n: outputs, k: batch, alpha: 1, a: ds, lda: outputs, beta: 0, c: scratch, ldc: outputs)
+        for k in 0..<(outputs * outputs) { sum[k] += scratch[k].asDouble }
+    }
+    public func accumulateRotatedOutputSquares<T: BLASScalar>(ds: UnsafePointer<T>, eigenvectorsS qS: UnsafePointer<T>, batch: Int,
+                                                              scratch: UnsafeMutablePointer<T>, into u2: UnsafeMutablePointer<T>) {
+        guard batch > 0 else { return }
+        // U = Ds Q_S (B×O): row b is (Q_Sᵀ Ds_b)ᵀ.
+        T.gemm(transA: false, transB: false, m: batch, n: outputs, k: outputs, alpha: 1,
+               a: ds, lda: outputs, b: qS, ldb: outputs, beta: 0, c: scratch, ldc: outputs)
+        for k in 0..<(batch * outputs) { let u = scratch[k]; u2[k] += u * u }
+    }
+    public func accumulateEigenCorrection<T: BLASScalar>(abar: UnsafePointer<T>, rotatedOutputSquares u2: UnsafePointer<T>, eigenvectorsA qA: UnsafePointer<T>,
+                                                         batch: Int, scratch: UnsafeMutablePointer<T>, into sum: UnsafeMutablePointer<Double>) {
+        guard batch > 0 else { return }
+        let w = scratch, lambda = scratch + batch * augmented
+        // W = Ā Q_A (B×(I+1)), squared in place.
+        T.gemm(transA: false, transB: false, m: batch, n: augmented, k: augmented, alpha: 1,
+               a: abar, lda: augmented, b: qA, ldb: augmented, beta: 0, c: w, ldc: augmented)
+        for k in 0..<(batch * augmented) { let v = w[k]; w[k] = v * v }
+        // (U²)ᵀ W² (O×(I+1)): every example's rank-one correction in one GEMM.
+        T.gemm(transA: true, transB: false, m: outputs, n: augmented, k: batch, alpha: 1,
+               a: u2, lda: outputs, b: w, ldb: augmented, beta: 0, c: lambda, ldc: augmented)
+        for k in 0..<(outputs * augmented) { sum[k] += lambda[k].asDouble }
+    }
+    public func directionalBackwardInput<T: BLASScalar>(ds: UnsafePointer<T>, directions: UnsafePointer<T>, da: UnsafeMutablePointer<T>, batch: Int, queries: Int) {
+        for q in 0..<queries {
+            // Ds (B×O) · dW_q (O×I, ldb = I+1 skips the bias column) → da[:, q, :] (ldc = Q·I).
+            T.gemm(transA: false, transB: false, m: batch, n: inputs, k: outputs, alpha: 1,
+                   a: ds, lda: outputs, b: directions + q * parameterCount, ldb: augmented, beta: 1, c: da + q * inputs, ldc: queries * inputs)
+        }
+    }
+    public func directionalWeightGradient<T: BLASScalar>(ds: UnsafePointer<T>, tangentInput da: UnsafePointer<T>, out: UnsafeMutablePointer<T>, batch: Int, queries: Int) {
+        for q in 0..<queries {
+            // Dsᵀ (O×B) · dA[:, q, :] (B×I) → out[q][:, 0..<I].
+            T.gemm(transA: true, transB: false, m: outputs, n: inputs, k: batch, alpha: 1,
+                   a: ds, lda: outputs, b: da + q * inputs, ldb: queries * inputs, beta: 1, c: out + q * parameterCount, ldc: augmented)
+        }
     }
 }

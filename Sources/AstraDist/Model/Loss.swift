@@ -87,3 +87,12 @@ public enum Measurement {
         }
     }
 }
+
+extension Measurement {
+    /// Array form of `valueAndGradient` (tests and small callers).
+    public static func value(loss: LossKind, y: [Double], target: [Double], gradient: inout [Double]) -> Double {
+        y.withUnsafeBufferPointer { yp in target.withUnsafeBufferPointer { tp in gradient.withUnsafeMutableBufferPointer { g in
+            valueAndGradient(loss: loss, y: yp.baseAddress!, target: tp.baseAddress!, dy: g.baseAddress!, outputs: y.count)
+        } } }
+    }
+}

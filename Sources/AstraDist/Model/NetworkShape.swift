@@ -24,3 +24,8 @@ public struct NetworkShape: Codable, Equatable, Sendable, CustomStringConvertibl
     public var parameterCount: Int { offset(layerCount) }
     public var description: String { widths.map(String.init).joined(separator: "-") }
 }
+
+extension NetworkShape {
+    /// Start of layer l in a block of Q vectors (layer-major: layer l holds Q·P_l values).
+    public func blockOffset(_ l: Int, queries: Int) -> Int { queries * offset(l) }
+}

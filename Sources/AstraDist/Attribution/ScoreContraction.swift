@@ -1,0 +1,63 @@
+/// Scores a block of preconditioned query vectors against training examples (spec §6):
+/// `τ(m, q) = Σ_l ⟨X_q,l, Ds_m āᵀ_m⟩ = Σ_l Ds_mᵀ X_q,l ā_m`, with `Ds_m` the gradient of the
+/// true training loss. Per batch and layer: one GEMM `M = X_l Āᵀ` ((Q·O)×B), then a
+/// Hadamard reduction with `Ds` over O. No per-example gradient is formed.
+public final class ScoreContraction<T: BLASScalar> {
+    public let network: Network<T>
+    public let queries: Int
+    let batchSize: Int
+    let ws: Workspace<T>
+    let x: UnsafeMutablePointer<T>, y: UnsafeMutablePointer<T>, m: UnsafeMutablePointer<T>, dsT: UnsafeMutablePointer<T>
+
+    public init(network: Network<T>, queries: Int, featureCount: Int, targetWidth: Int, batchSize: Int = 256) {
+        self.network = network; self.queries = queries; self.batchSize = batchSize
+        ws = Workspace(shape: network.shape, capacity: batchSize)
+        let widest = network.shape.layers.map(\.outputs).max()!
+        x = .allocate(capacity: batchSize * featureCount); y = .allocate(capacity: batchSize * targetWidth)
+        m = .allocate(capacity: queries * widest * batchSize); dsT = .allocate(capacity: widest * batchSize)
+    }
+    deinit { x.deallocate(); y.deallocate(); m.deallocate(); dsT.deallocate() }
+
+    /// `τ` for the training rows `rows` (positions in `train`): Q × rows.count, row-major,
+    /// accumulated over layers in T. `block` holds the Q query vectors (block layout).
+    /// Complexity: 2·Q·P·|rows| flops in GEMMs plus Q·O·|rows| per layer.
+    public func scores(block: [T], train: Dataset, rows: Range<Int>) -> [Float] {
+        let shape = network.shape, c = shape.outputCount, tw = train.targetWidth, qn = queries
+        let n = rows.count
+        var out = [Float](repeating: 0, count: qn * n)
+        var tau = [T](repeating: 0, count: qn * batchSize)
+        let all = Array(rows)
+        var start = 0
+        while start < n {
+            let b = min(batchSize, n - start)
+            train.gather(all[start..<(start + b)], x: x, y: y)
+            network.forward(x, batch: b, workspace: ws)
+            for i in 0..<b {
+                _ = network.loss.lossAndGradient(y: ws.output + i * c, target: y + i * tw, dy: ws.outputGradient + i * c, outputs: c)
+            }
+            network.backward(batch: b, workspace: ws, gradient: nil)
+            for k in 0..<(qn * b) { tau[k] = 0 }
+            block.withUnsafeBufferPointer { bp in tau.withUnsafeMutableBufferPointer { tp in
+                for l in 0..<shape.layerCount {
+                    let layer = shape.layer(l), o = layer.outputs, a = layer.augmented
+                    // M = X_l Āᵀ: (Q·O)×(I+1) · (I+1)×B
+                    T.gemm(transA: false, transB: true, m: qn * o, n: b, k: a, alpha: 1,
+                           a: bp.baseAddress! + shape.blockOffset(l, queries: qn), lda: a, b: ws.abar[l], ldb: a, beta: 0, c: m, ldc: b)
+                    // Dsᵀ (O×B) so the reduction below runs over contiguous rows.
+                    let ds = ws.ds[l]
+                    for i in 0..<b { for r in 0..<o { dsT[r * b + i] = ds[i * o + r] } }
+                    for q in 0..<qn {
+                        let t = tp.baseAddress! + q * b
+                        for r in 0..<o {
+                            let row = m + (q * o + r) * b, d = dsT + r * b
+                            for i in 0..<b { t[i] += row[i] * d[i] }
+                        }
+                    }
+                }
+            } }
+            for q in 0..<qn { for i in 0..<b { out[q * n + start + i] = Float(tau[q * b + i].asDouble) } }
+            start += b
+        }
+        return out
+    }
+}

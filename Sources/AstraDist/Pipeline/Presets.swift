@@ -1,0 +1,61 @@
+import Foundation
+
+/// The paper's settings (spec §10) and the small default `digits`.
+public enum Presets {
+    public static let names = ["digits", "concrete", "mnist", "fashion-mnist", "fashion-mnist-n", "csv"]
+
+    /// `repoData`: the repository's `data/` folder; `sharedData`: `../shared/data`.
+    public static func config(_ name: String, dataRoot: DataRoots) throws -> ExperimentConfig {
+        switch name {
+        case "digits":
+            // sklearn digits (1797 rows): 1297 train, queries from the 500 held out.
+            // MLP 64-32-32-10 (P = 3,466: small enough for the exact solver and dense GGN).
+            return ExperimentConfig(setting: name, data: "digits:" + dataRoot.digits, target: nil, trainSize: 1297, querySize: 100,
+                                    labelNoise: 0, dataSeed: 0, hidden: [32, 32],
+                                    recipe: TrainingRecipe(learningRate: 0.05, momentum: 0.9, weightDecay: 1e-3, batchSize: 32, epochs: 20),
+                                    seeds: [0], damping: 0.0073, masks: 100, repeats: 10, alpha: 0.5)
+        case "concrete":
+            return ExperimentConfig(setting: name, data: "csv:" + dataRoot.concrete, target: "8", trainSize: 896, querySize: 103,
+                                    labelNoise: 0, dataSeed: 0, hidden: [128, 128, 128],
+                                    recipe: TrainingRecipe(learningRate: 0.03, momentum: 0.9, weightDecay: 1e-5, batchSize: 32, epochs: 20),
+                                    seeds: [0], damping: 0.0017, masks: 100, repeats: 100, alpha: 0.5)
+        case "mnist", "fashion-mnist", "fashion-mnist-n":
+            let dir = name == "mnist" ? dataRoot.mnist : dataRoot.fashionMNIST
+            let noisy = name == "fashion-mnist-n"
+            return ExperimentConfig(setting: name, data: "idx:" + dir, target: nil, trainSize: 6144, querySize: 100,
+                                    labelNoise: noisy ? 0.3 : 0, dataSeed: 0, hidden: [512, 256, 128],
+                                    recipe: noisy ? TrainingRecipe(learningRate: 0.01, momentum: 0.9, weightDecay: 3e-5, batchSize: 64, epochs: 3)
+                                                  : TrainingRecipe(learningRate: 0.03, momentum: 0.9, weightDecay: 1e-3, batchSize: 64, epochs: 20),
+                                    seeds: [0], damping: noisy ? 0.10 : 0.0052, masks: 100, repeats: 50, alpha: 0.5)
+        case "csv":
+            // A user's regression CSV (`--data csv:PATH --target COL`) with the Concrete recipe;
+            // 85% of rows train, queries from the rest.
+            var c = try config("concrete", dataRoot: dataRoot)
+            c.setting = "csv"; c.data = ""; c.target = nil; c.trainSize = 0; c.querySize = 0
+            return c
+        default:
+            throw AstraError("unknown setting '\(name)'; choose one of: \(names.joined(separator: ", "))")
+        }
+    }
+}
+
+/// Default locations of the data files.
+public struct DataRoots: Sendable {
+    public var digits: String
+    public var concrete: String
+    public var mnist: String
+    public var fashionMNIST: String
+
+    /// Finds the repository's shipped `data/` and `../shared/data` relative to the executable
+    /// (`.build/<config>/astra-dist` → repository root) or the working directory.
+    public static func discover(executable: String) -> DataRoots {
+        let fm = FileManager.default
+        var candidates: [String] = [fm.currentDirectoryPath]
+        var dir = (executable as NSString).deletingLastPathComponent
+        for _ in 0..<5 { candidates.append(dir); dir = (dir as NSString).deletingLastPathComponent }
+        let repo = candidates.first { fm.fileExists(atPath: $0 + "/data/digits/digits.csv.gz") } ?? fm.currentDirectoryPath
+        let shared = repo + "/../shared/data"
+        return DataRoots(digits: repo + "/data/digits/digits.csv.gz", concrete: shared + "/concrete/concrete.csv",
+                         mnist: shared + "/mnist", fashionMNIST: "/usr/share/datasets/fashion-mnist")
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+
+/// What every stage needs: the communicator, the workspace, the resolved configuration and
+/// the prepared data (loaded identically on every rank).
+public final class RunContext: @unchecked Sendable {
+    public let comm: Communicator
+    public let workspace: WorkDirectory
+    public let config: ExperimentConfig
+    public let data: PreparedData
+    /// BLAS threads per rank for work whose result must not depend on the rank count.
+    public let threads: Int
+
+    public init(comm: Communicator, workspace: WorkDirectory, config: ExperimentConfig, threads: Int) throws {
+        self.comm = comm; self.workspace = workspace; self.config = config; self.threads = threads
+        data = try PreparedData.load(config)
+    }
+
+    public var shape: NetworkShape {
+        NetworkShape(widths: [data.train.featureCount] + config.hidden + [data.train.outputCount])
+    }
+
+    /// Progress and results for people: rank 0 only, on stderr, flushed at once.
+    public func log(_ message: String) {
+        guard comm.isRoot else { return }
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+
+    /// Loads the trained model of `seed`, refusing one trained on another config or data.
+    public func loadModel(seed: UInt64) throws -> (Network<Float>, ModelDescription) {
+        let dir = workspace.modelDirectory(seed: seed)
+        let (net, d) = try ModelStore.load(from: dir)
+        guard d.configHash == config.hash, d.dataHash == data.hash, d.widths == shape.widths else {
+            throw AstraError("\(dir)/model.json was trained on another configuration or data; re-run `astra-dist train --workdir \(workspace.root)`")
+        }
+        return (net, d)
+    }
+}
+
+/// Wall-clock seconds.
+public func now() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}

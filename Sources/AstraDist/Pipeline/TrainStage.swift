@@ -1,0 +1,51 @@
+import Foundation
+
+/// `astra-dist train`: one model per seed, seeds spread over ranks (seed k on rank k mod K).
+/// Each model trains with a fixed BLAS thread count, so a seed is bit-identical whatever
+/// the number of ranks. A rank writes the directories of the seeds it trained (nobody else
+/// writes them); a seed whose valid model exists is skipped, so a re-run resumes.
+public enum TrainStage {
+    public static func run(_ ctx: RunContext, checkpointEvery: Int = 0) throws {
+        let seeds = ctx.config.seeds
+        var failure: String? = nil
+        for (k, seed) in seeds.enumerated() where k % ctx.comm.size == ctx.comm.rank {
+            if (try? ctx.loadModel(seed: seed)) != nil { ctx.log("train: seed \(seed) already trained, skipped"); continue }
+            do { try trainOne(ctx, seed: seed, checkpointEvery: checkpointEvery) }
+            catch { failure = "\(error)"; break }
+        }
+        if ctx.comm.any(failure != nil) { throw AstraError(failure ?? "train failed on another rank (see its message)") }
+        ctx.comm.barrier()
+    }
+
+    static func trainOne(_ ctx: RunContext, seed: UInt64, checkpointEvery: Int) throws {
+        setBLASThreads(ctx.threads)
+        let dir = ctx.workspace.modelDirectory(seed: seed)
+        let start = now()
+        var trainer = Trainer<Float>(shape: ctx.shape, recipe: ctx.config.recipe)
+        let steps = ctx.config.steps(examples: ctx.data.train.count)
+        if checkpointEvery > 0 { trainer.checkpointSteps = Set(stride(from: checkpointEvery, through: steps, by: checkpointEvery)) }
+        var checkpoints: [Int] = []
+        var checkpointError: Error? = nil
+        let net = trainer.train(on: ctx.data.train, seed: seed) { step, params in
+            checkpoints.append(step)
+            let n = Network<Float>(shape: ctx.shape, loss: ctx.data.train.loss, parameters: params)
+            do { try ModelStore.save(n, description: describe(ctx, n, seed: seed, steps: step, checkpoints: []), to: dir + "/checkpoints/step-\(step)") }
+            catch { checkpointError = error }
+        }
+        if let checkpointError { throw checkpointError }
+        guard net.parameters.allSatisfy(\.isFinite) else {
+            throw AstraError("training seed \(seed) diverged (NaN weights); lower --lr (now \(ctx.config.recipe.learningRate))")
+        }
+        let seconds = now() - start
+        let metrics = TrainingMetrics(train: net.evaluate(on: ctx.data.train), test: net.evaluate(on: ctx.data.test), seconds: seconds)
+        try WorkDirectory.writeJSON(metrics, to: dir + "/metrics.json")
+        try ModelStore.save(net, description: describe(ctx, net, seed: seed, steps: steps, checkpoints: checkpoints), to: dir)
+        let quality = metrics.test.accuracy.map { String(format: "test accuracy %.4f", $0) } ?? String(format: "test R² %.4f", metrics.test.r2 ?? .nan)
+        FileHandle.standardError.write(Data("train: seed \(seed) done in \(String(format: "%.2f", seconds)) s, train loss \(String(format: "%.4f", metrics.train.loss)), \(quality)\n".utf8))
+    }
+
+    static func describe(_ ctx: RunContext, _ net: Network<Float>, seed: UInt64, steps: Int, checkpoints: [Int]) -> ModelDescription {
+        ModelDescription(widths: net.shape.widths, loss: net.loss, seed: seed, steps: steps, configHash: ctx.config.hash,
+                         dataHash: ctx.data.hash, parametersHash: ContentHash.of(net.parameters), checkpoints: checkpoints)
+    }
+}

@@ -1,0 +1,89 @@
+import AstraDist
+import Foundation
+import XCTest
+
+/// Paths and subprocess helpers shared by the tests.
+enum TestSupport {
+    /// Repository root (from this file's path).
+    static let repo: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+    static let sharedData = repo + "/../shared/data"
+
+    /// The `astra-dist` executable built beside the test bundle.
+    static let executable: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("astra-dist").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir.deleteLastPathComponent()
+        }
+        return repo + "/.build/debug/astra-dist"
+    }()
+
+    static func temporaryDirectory(_ name: String) -> String {
+        let dir = NSTemporaryDirectory() + "astra-test-\(name)-\(getpid())-\(UInt64(Date().timeIntervalSince1970 * 1e6))"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    /// Runs `astra-dist ARGS`, alone (`ranks == 0`) or under `mpirun -n ranks`, with a hard
+    /// time limit (the process group is killed). The test process never initialises MPI;
+    /// the child environment is stripped of MPI variables (platform notes).
+    @discardableResult
+    static func run(_ args: [String], ranks: Int = 0, timeout: Double = 300, environment extra: [String: String] = [:]) throws -> Result {
+        let p = Process()
+        if ranks > 0 {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+            p.arguments = ["--allow-run-as-root", "--oversubscribe", "-n", "\(ranks)", executable] + args
+        } else {
+            p.executableURL = URL(fileURLWithPath: executable)
+            p.arguments = args
+        }
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OMPI_") && !$0.key.hasPrefix("PMIX_") && !$0.key.hasPrefix("OPAL_") }
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        for (k, v) in extra { env[k] = v }
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        // Drain pipes concurrently so a chatty child never blocks.
+        nonisolated(unsafe) var outData = Data(), errData = Data()
+        let group = DispatchGroup()
+        group.enter(); DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter(); DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(20_000) }
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            group.wait()
+            XCTFail("astra-dist \(args.joined(separator: " ")) timed out after \(timeout) s")
+            return Result(status: -1, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        }
+        p.waitUntilExit()
+        group.wait()
+        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Synthetic data from the counter-based generator: regression `t = sin(x·w) + noise` or
+    /// classification by the arg-max of a random linear map.
+    static func synthetic(task: Dataset.Task, n: Int, d: Int, c: Int, seed: UInt64 = 7) -> Dataset {
+        var rng = CounterRandom(seed: seed, purpose: .test)
+        let x = (0..<(n * d)).map { _ in Float(rng.nextNormal()) }
+        let w = (0..<(d * c)).map { _ in rng.nextNormal() }
+        var t: [Float] = []
+        for i in 0..<n {
+            let z = (0..<c).map { k in (0..<d).reduce(0.0) { $0 + Double(x[i * d + $1]) * w[$1 * c + k] } }
+            if task == .regression { t += z.map { Float(sin($0) + 0.1 * rng.nextNormal()) } }
+            else { t.append(Float(z.indices.max { z[$0] < z[$1] }!)) }
+        }
+        return Dataset(task: task, featureCount: d, outputCount: c, inputs: x, targets: t)
+    }
+}
