@@ -84,13 +84,15 @@ func makeContext(_ o: Options, _ comm: Communicator) throws -> RunContext {
     if let v = try o.double("alpha") { c.alpha = v }
     if c.setting == "csv", c.data.isEmpty { throw AstraError("setting csv needs --data csv:PATH --target COLUMN") }
     try c.validate()
+    // Data first: a missing or corrupt file must not leave a config.json behind.
+    let data = try PreparedData.load(c)
     if comm.isRoot { try ws.establish(c) }
     comm.barrier()
     // Every rank must see rank 0's workspace: the directory is shared (docs/design.md).
     guard FileManager.default.fileExists(atPath: ws.configPath) else {
         throw AstraError("rank \(comm.rank) cannot see \(ws.configPath) written by rank 0: --workdir must be on a filesystem all ranks share")
     }
-    return try RunContext(comm: comm, workspace: ws, config: c, threads: try o.int("threads", min: 1) ?? 1)
+    return RunContext(comm: comm, workspace: ws, config: c, data: data, threads: try o.int("threads", min: 1) ?? 1)
 }
 
 let commands: [Command] = [

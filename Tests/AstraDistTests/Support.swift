@@ -87,3 +87,24 @@ enum TestSupport {
         return Dataset(task: task, featureCount: d, outputCount: c, inputs: x, targets: t)
     }
 }
+
+extension TestSupport {
+    static let roots = DataRoots(digits: repo + "/data/digits/digits.csv.gz", concrete: sharedData + "/concrete/concrete.csv",
+                                 mnist: sharedData + "/mnist", fashionMNIST: "/usr/share/datasets/fashion-mnist")
+    static func config(_ setting: String) -> ExperimentConfig { try! Presets.config(setting, dataRoot: roots) }
+    static func prepared(_ setting: String) -> PreparedData { try! PreparedData.load(config(setting)) }
+
+    /// Trains the preset's first model in Float, one BLAS thread.
+    static func trainPreset(_ setting: String) -> (Network<Float>, PreparedData) {
+        setBLASThreads(1)
+        let c = config(setting), data = try! PreparedData.load(c)
+        let shape = NetworkShape(widths: [data.train.featureCount] + c.hidden + [data.train.outputCount])
+        return (Trainer<Float>(shape: shape, recipe: c.recipe).train(on: data.train, seed: 0), data)
+    }
+}
+
+/// Thrown (a failure, not a skip) when test data the suite needs is absent: CI installs it.
+struct TestDataMissing: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d + " (run launch/setup.sh; ../shared must be beside the repository)" }
+}

@@ -49,8 +49,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
 
     public func validate() throws {
         func bad(_ s: String) -> AstraError { AstraError("invalid configuration: \(s)") }
-        guard trainSize > 1 else { throw bad("--train-size must be at least 2 (got \(trainSize))") }
-        guard querySize > 0 else { throw bad("--query-size must be positive (got \(querySize))") }
+        // 0 means automatic (CSV settings: 85% of rows train, up to 100 queries from the rest).
+        guard trainSize > 1 || trainSize == 0 else { throw bad("--train-size must be at least 2 (got \(trainSize))") }
+        guard querySize >= 0 else { throw bad("--query-size must be positive (got \(querySize))") }
         guard recipe.learningRate > 0, recipe.learningRate.isFinite else { throw bad("--lr must be positive (got \(recipe.learningRate))") }
         guard (0..<1).contains(recipe.momentum) else { throw bad("--momentum must be in [0, 1) (got \(recipe.momentum))") }
         guard recipe.weightDecay >= 0 else { throw bad("--weight-decay must be ≥ 0") }

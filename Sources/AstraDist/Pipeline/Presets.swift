@@ -46,6 +46,10 @@ public struct DataRoots: Sendable {
     public var mnist: String
     public var fashionMNIST: String
 
+    public init(digits: String, concrete: String, mnist: String, fashionMNIST: String) {
+        self.digits = digits; self.concrete = concrete; self.mnist = mnist; self.fashionMNIST = fashionMNIST
+    }
+
     /// Finds the repository's shipped `data/` and `../shared/data` relative to the executable
     /// (`.build/<config>/astra-dist` → repository root) or the working directory.
     public static func discover(executable: String) -> DataRoots {

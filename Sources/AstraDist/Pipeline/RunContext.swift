@@ -10,9 +10,8 @@ public final class RunContext: @unchecked Sendable {
     /// BLAS threads per rank for work whose result must not depend on the rank count.
     public let threads: Int
 
-    public init(comm: Communicator, workspace: WorkDirectory, config: ExperimentConfig, threads: Int) throws {
-        self.comm = comm; self.workspace = workspace; self.config = config; self.threads = threads
-        data = try PreparedData.load(config)
+    public init(comm: Communicator, workspace: WorkDirectory, config: ExperimentConfig, data: PreparedData, threads: Int) {
+        self.comm = comm; self.workspace = workspace; self.config = config; self.data = data; self.threads = threads
     }
 
     public var shape: NetworkShape {
