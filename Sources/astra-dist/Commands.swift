@@ -101,4 +101,9 @@ let commands: [Command] = [
         let ctx = try makeContext(o, comm)
         try TrainStage.run(ctx, checkpointEvery: try o.int("checkpoint-every", min: 1) ?? 0)
     },
+    Command(name: "bench", summary: "Benchmarks: `bench train|fit|score --setting NAME`; prints JSON with timings and GFLOP/s against the measured SGEMM peak.",
+            specs: workspaceOptions + [OptionSpec(name: "runs", value: "K", help: "repetitions (median reported; default 5)"),
+                                       OptionSpec(name: "out", value: "FILE", help: "also write the JSON result to FILE")]) { o, comm in
+        try runBenchmark(o, comm)
+    },
 ]

@@ -39,7 +39,9 @@ if args.contains("--help") || args.contains("-h") {
     exit(0)
 }
 do {
-    let options = try Options(command: name, arguments: args, specs: command.specs)
+    // `bench train …`: the benchmark's name is the one positional argument.
+    if name == "bench", let first = args.first, !first.hasPrefix("--") { args.removeFirst(); args += ["--bench-target", first] }
+    let options = try Options(command: name, arguments: args, specs: command.specs + [OptionSpec(name: "bench-target", value: "NAME", help: "")])
     try command.run(options, world)
 } catch let e as AstraError {
     fail(e.message, code: 1)

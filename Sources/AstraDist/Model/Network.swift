@@ -75,7 +75,7 @@ extension Network {
                 if l + 1 < layers.count {
                     let o = layer.outputs, next = ws.abar[l + 1], s = ws.s[l]
                     for b in 0..<batch {
-                        for j in 0..<o { let v = s[b * o + j]; next[b * (o + 1) + j] = v > 0 ? v : 0 }
+                        reluForward(s + b * o, next + b * (o + 1), count: o)
                         next[b * (o + 1) + o] = 1
                     }
                 }
@@ -96,8 +96,7 @@ extension Network {
                 guard l > 0 else { break }
                 layer.backwardInput(ds: ws.ds[l], weights: w.baseAddress! + shape.offset(l), da: ws.da, batch: batch)
                 // ReLU derivative: s_{l−1} > 0.
-                let i = layer.inputs, prev = ws.s[l - 1], out = ws.ds[l - 1], da = ws.da
-                for k in 0..<(batch * i) { out[k] = prev[k] > 0 ? da[k] : 0 }
+                reluBackward(pre: ws.s[l - 1], grad: ws.da, out: ws.ds[l - 1], count: batch * layer.inputs)
             }
         }
     }

@@ -47,12 +47,9 @@ public struct Trainer<T: BLASScalar> {
                 data.gather(order[start..<(start + b)], x: x, y: y)
                 net.lossAndGradient(x, y, batch: b, workspace: ws, gradient: grad)
                 net.parameters.withUnsafeMutableBufferPointer { w in
-                    let theta = w.baseAddress!
-                    if step == 0 {
-                        for i in 0..<p { let g = grad[i] + wd * theta[i]; velocity[i] = g; theta[i] -= lr * g }
-                    } else {
-                        for i in 0..<p { let g = grad[i] + wd * theta[i]; velocity[i] = mom * velocity[i] + g; theta[i] -= lr * velocity[i] }
-                    }
+                    // velocity is uninitialised before the first step; m = 0 there ignores it.
+                    if step == 0 { velocity.update(repeating: 0, count: p) }
+                    sgdStep(theta: w.baseAddress!, grad: grad, velocity: velocity, count: p, lr: lr, momentum: mom, weightDecay: wd, first: step == 0)
                 }
                 step += 1
                 start += b
