@@ -101,9 +101,35 @@ let commands: [Command] = [
         let ctx = try makeContext(o, comm)
         try TrainStage.run(ctx, checkpointEvery: try o.int("checkpoint-every", min: 1) ?? 0)
     },
+    Command(name: "fit", summary: "Fit EK-FAC factors for each model seed, training set sharded over ranks; writes DIR/factors/seed-S/.",
+            specs: workspaceOptions + [
+                OptionSpec(name: "fisher", value: "MODE", help: "sampled (labels drawn from the model, default) or exact (expectation over labels)"),
+                OptionSpec(name: "fit-batch", value: "B", help: "examples per pass batch (default 256; memory only, not results)")]) { o, comm in
+        let ctx = try makeContext(o, comm)
+        try FitStage.run(ctx, mode: try fisherMode(o), batchSize: try o.int("fit-batch", min: 1) ?? 256)
+    },
+    Command(name: "groundtruth", summary: "Retrain on M random subsets × R seeds through a dynamic MPI work queue; resumable journal; writes DIR/groundtruth/.",
+            specs: workspaceOptions) { o, comm in
+        let ctx = try makeContext(o, comm)
+        try GroundTruthStage.run(ctx)
+    },
+    Command(name: "lds", summary: "Linear Datamodeling Score of each scores file against the ground truth; writes DIR/lds/METHOD.json and prints a table.",
+            specs: workspaceOptions + [
+                OptionSpec(name: "method", value: "LIST", help: "methods to evaluate (default: every method with scores)"),
+                OptionSpec(name: "ensemble", value: nil, help: "also average each method's scores over the available seeds")]) { o, comm in
+        let ctx = try makeContext(o, comm)
+        let results = try LDSStage.run(ctx, methods: o.list("method"), ensemble: o.flag("ensemble"))
+        if comm.isRoot { print(LDSStage.table(results)) }
+    },
     Command(name: "bench", summary: "Benchmarks: `bench train|fit|score --setting NAME`; prints JSON with timings and GFLOP/s against the measured SGEMM peak.",
             specs: workspaceOptions + [OptionSpec(name: "runs", value: "K", help: "repetitions (median reported; default 5)"),
                                        OptionSpec(name: "out", value: "FILE", help: "also write the JSON result to FILE")]) { o, comm in
         try runBenchmark(o, comm)
     },
 ]
+
+func fisherMode(_ o: Options) throws -> FisherMode {
+    guard let s = o.string("fisher") else { return .sampled }
+    guard let m = FisherMode(rawValue: s) else { throw AstraError("\(o.command): --fisher expects sampled or exact, got '\(s)'") }
+    return m
+}

@@ -1,0 +1,72 @@
+import Foundation
+
+/// `astra-dist lds` (spec §9): for every scores file, `Γ[j,q] = −Σ_{m∈S_j} τ(m,q)` against the
+/// ground truth, Spearman per query, mean ± standard error; with ensembling the scores of all
+/// available seeds are averaged first. Writes `lds/METHOD.json` and prints a table.
+public enum LDSStage {
+    public struct MethodResult: Codable, Sendable {
+        public var method: String
+        public var seeds: [UInt64]
+        /// LDS of each seed's scores alone.
+        public var perSeed: [String: LDSResult]
+        /// The first seed's LDS (the single-model number).
+        public var single: LDSResult
+        /// LDS of the seeds' averaged scores (nil with one seed or without --ensemble).
+        public var ensemble: LDSResult?
+        public var subsets: Int
+        public var repeats: Int
+        public var signConvention: String
+    }
+
+    /// Methods with scores in the workspace.
+    public static func availableMethods(_ ctx: RunContext) -> [String] {
+        let dir = ctx.workspace.root + "/scores"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter { FileManager.default.fileExists(atPath: "\(dir)/\($0)/seed-\(ctx.config.seeds[0]).json") }.sorted()
+    }
+
+    public static func run(_ ctx: RunContext, methods requested: [String]?, ensemble: Bool) throws -> [MethodResult] {
+        let methods = requested ?? availableMethods(ctx)
+        guard !methods.isEmpty else { throw AstraError("lds: no scores in \(ctx.workspace.root)/scores; run `astra-dist score` first") }
+        let (gt, masks) = try GroundTruthStage.load(ctx)
+        let q = ctx.data.queries.count
+        var results: [MethodResult] = []
+        for method in methods {
+            var perSeed: [String: LDSResult] = [:], all: [[Float]] = [], seeds: [UInt64] = []
+            var convention = ""
+            for seed in ctx.config.seeds {
+                let path = ScoreFiles.directory(ctx.workspace, method: method) + "/seed-\(seed).npy"
+                if seed != ctx.config.seeds[0] && !FileManager.default.fileExists(atPath: path) { continue }
+                let (scores, meta) = try ScoreFiles.read(ctx, method: method, seed: seed)
+                guard meta.querySet == "default", meta.queriesHash == queryHash(ctx) else {
+                    throw AstraError("\(path) scores query set '\(meta.querySet)', not the workspace's queries the ground truth measures; score the default queries")
+                }
+                perSeed["\(seed)"] = try LDS.evaluate(masks: masks, groundTruth: gt, scores: scores, queries: q)
+                all.append(scores); seeds.append(seed); convention = meta.signConvention
+            }
+            let ens = ensemble && all.count > 1 ? try LDS.evaluate(masks: masks, groundTruth: gt, scores: LDS.averageScores(all), queries: q) : nil
+            let r = MethodResult(method: method, seeds: seeds, perSeed: perSeed, single: perSeed["\(seeds[0])"]!, ensemble: ens,
+                                 subsets: ctx.config.masks, repeats: ctx.config.repeats, signConvention: convention)
+            if ctx.comm.isRoot { try WorkDirectory.writeJSON(r, to: ctx.workspace.ldsPath(method: method)) }
+            results.append(r)
+        }
+        return results
+    }
+
+    /// Hash of the workspace's query set (global indices and arrays).
+    public static func queryHash(_ ctx: RunContext) -> String {
+        var h = ContentHash()
+        h.update(ctx.data.queries.globalIndex.map { Int64($0) }); h.update(ctx.data.queries.inputs); h.update(ctx.data.queries.targets)
+        return h.hex
+    }
+
+    public static func table(_ results: [MethodResult]) -> String {
+        func fmt(_ r: LDSResult?) -> String { r.map { String(format: "%.3f ± %.3f", $0.mean, $0.standardError) } ?? "—" }
+        var s = "method        seeds  LDS (1 model)    LDS (ensemble)\n"
+        for r in results {
+            s += r.method.padding(toLength: 14, withPad: " ", startingAt: 0) + "\(r.seeds.count)".padding(toLength: 7, withPad: " ", startingAt: 0)
+                + fmt(r.single).padding(toLength: 17, withPad: " ", startingAt: 0) + fmt(r.ensemble) + "\n"
+        }
+        return s + "(mean ± standard error over queries; positive scores mean the training example helps the query)"
+    }
+}
