@@ -10,6 +10,8 @@ public struct PreparedData: Sendable {
     public var test: Dataset
     /// Hash of the training and query arrays.
     public var hash: String
+    /// Regression: the training statistics every other input must be scaled with.
+    public var standardizer: Standardizer?
 
     public static func load(_ c: ExperimentConfig) throws -> PreparedData {
         let (kind, path) = try splitSource(c.data)
@@ -56,13 +58,15 @@ public struct PreparedData: Sendable {
         let qOrder = rq.permutation(heldOut.count)
         var queries = heldOut.subset(Array(qOrder[..<nq]))
         var test = heldOut
+        var standardizer: Standardizer? = nil
         if train.task == .regression {
             let s = Standardizer(fitting: train)
             s.apply(&train); s.apply(&queries); s.apply(&test)
+            standardizer = s
         }
         var h = ContentHash()
         h.update(train.inputs); h.update(train.targets); h.update(queries.inputs); h.update(queries.targets)
-        return PreparedData(train: train, queries: queries, test: test, hash: h.hex)
+        return PreparedData(train: train, queries: queries, test: test, hash: h.hex, standardizer: standardizer)
     }
 
     static func splitSource(_ s: String) throws -> (String, String) {

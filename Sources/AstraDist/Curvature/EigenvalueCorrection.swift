@@ -1,0 +1,84 @@
+/// The EK-FAC eigenvalue correction (spec §3), a second pass over the data:
+/// `Λ_l[i,j] = (1/N) Σ_n Σ_draws ((Q_Sᵀ Ds_n)_i)² ((Q_Aᵀ ā_n)_j)²` (O×(I+1)), the diagonal of
+/// the layer's GGN block in the Kronecker eigenbasis `Q_S[:,i] ⊗ Q_A[:,j]`.
+///
+/// Per batch and layer: rotate (`Ds Q_S`, `Ā Q_A`, GEMMs in T), square, one GEMM
+/// `(U²)ᵀ W²`, added to Double accumulators. In exact mode `U²` is summed over the C
+/// draws before that GEMM (the input side does not depend on the draw).
+public struct EigenvalueCorrection: Sendable {
+    public var shape: NetworkShape
+    /// Per layer, O×(I+1), indexed `[S-eigenvector i, A-eigenvector j]`.
+    public var lambda: [Matrix<Double>]
+    public var exampleCount: Int
+    public var isMean: Bool
+
+    public init(shape: NetworkShape, lambda: [Matrix<Double>], exampleCount: Int, isMean: Bool) {
+        self.shape = shape; self.lambda = lambda; self.exampleCount = exampleCount; self.isMean = isMean
+    }
+
+    /// Unnormalised sums over the examples at `shard` (positions in `data`), in the
+    /// eigenbases `bases` (one per layer). Uses the same pseudo-gradient draws as the factor
+    /// pass (same seed, keyed by global example index).
+    /// Complexity: per example, Σ_l (O² + (I+1)² + O(I+1)) multiply-adds in GEMMs plus the
+    /// backward passes of the draws.
+    public static func shardSums<T: BLASScalar>(network: Network<T>, data: Dataset, shard: Range<Int>, bases: [LayerEigenbasis],
+                                                mode: FisherMode, seed: UInt64, batchSize: Int,
+                                                progress: ((Int) -> Void)? = nil) -> EigenvalueCorrection {
+        let shape = network.shape, layers = shape.layers
+        precondition(bases.count == layers.count, "EigenvalueCorrection: \(bases.count) eigenbases for \(layers.count) layers")
+        let passes = PseudoGradientBatches(network: network, data: data, batchSize: max(1, min(batchSize, max(shard.count, 1))))
+        let cap = passes.capacity
+        // Eigenvectors in the working precision, converted once.
+        let qA = bases.map { converted($0.qA, to: T.self) }, qS = bases.map { converted($0.qS, to: T.self) }
+        var sums = layers.map { [Double](repeating: 0, count: $0.outputFactorDimension * $0.inputFactorDimension) }
+        let u2 = layers.map { UnsafeMutablePointer<T>.allocate(capacity: cap * $0.outputFactorDimension) }
+        let scratch = UnsafeMutablePointer<T>.allocate(capacity: passes.scratchCount)
+        defer { u2.forEach { $0.deallocate() }; scratch.deallocate() }
+        let draws = mode.draws(outputs: shape.outputCount)
+        var done = 0
+        passes.forEachBatch(shard) { batch in
+            let b = batch.count
+            for (l, layer) in layers.enumerated() { u2[l].initialize(repeating: 0, count: b * layer.outputFactorDimension) }
+            for draw in 0..<draws {
+                passes.backpropagate(draw: draw, positions: batch, mode: mode, seed: seed)
+                for (l, layer) in layers.enumerated() {
+                    qS[l].withUnsafeBufferPointer { q in
+                        layer.accumulateRotatedOutputSquares(ds: passes.ws.ds[l], eigenvectorsS: q.baseAddress!, batch: b, scratch: scratch, into: u2[l])
+                    }
+                }
+            }
+            for (l, layer) in layers.enumerated() {
+                qA[l].withUnsafeBufferPointer { q in sums[l].withUnsafeMutableBufferPointer { acc in
+                    layer.accumulateEigenCorrection(abar: passes.ws.abar[l], rotatedOutputSquares: u2[l], eigenvectorsA: q.baseAddress!,
+                                                    batch: b, scratch: scratch, into: acc.baseAddress!)
+                } }
+            }
+            done += b
+            progress?(done)
+        }
+        return EigenvalueCorrection(shape: shape, lambda: zip(layers, sums).map { Matrix(rows: $0.outputFactorDimension, cols: $0.inputFactorDimension, data: $1) },
+                                    exampleCount: shard.count, isMean: false)
+    }
+
+    /// Adds another shard's sums (simulates the allreduce in tests).
+    public mutating func add(_ other: EigenvalueCorrection) {
+        precondition(!isMean && !other.isMean && shape == other.shape, "EigenvalueCorrection.add: only shard sums of one shape")
+        for l in lambda.indices { for k in lambda[l].data.indices { lambda[l].data[k] += other.lambda[l].data[k] } }
+        exampleCount += other.exampleCount
+    }
+
+    /// Sums over ranks (one allreduce per layer) and divides by the total N. Collective.
+    public func reduced(over comm: Communicator) -> EigenvalueCorrection {
+        precondition(!isMean, "EigenvalueCorrection.reduced: already a mean")
+        let n = Int(comm.allreduceSum(Double(exampleCount)).rounded())
+        var out = self
+        out.exampleCount = n
+        out.isMean = true
+        let scale = 1 / Double(max(n, 1))
+        for l in lambda.indices {
+            comm.allreduceSum(&out.lambda[l].data)
+            for k in out.lambda[l].data.indices { out.lambda[l].data[k] *= scale }
+        }
+        return out
+    }
+}
