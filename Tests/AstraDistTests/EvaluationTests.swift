@@ -1,4 +1,4 @@
-@testable import AstraDist
+import AstraDist
 import Foundation
 import XCTest
 

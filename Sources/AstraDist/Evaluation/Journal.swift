@@ -152,7 +152,7 @@ public final class Journal {
 
     // MARK: encoding
 
-    static func encodeHeader(_ header: String) -> [UInt8] {
+    public static func encodeHeader(_ header: String) -> [UInt8] {
         var b = fileMagic
         let text = Array(header.utf8)
         appendU32(&b, version)
@@ -162,7 +162,7 @@ public final class Journal {
         return b
     }
 
-    static func encodeRecord(job: Int, values: [Float]) -> [UInt8] {
+    public static func encodeRecord(job: Int, values: [Float]) -> [UInt8] {
         var b: [UInt8] = []
         b.reserveCapacity(20 + 4 * values.count)
         appendU32(&b, recordMagic)
