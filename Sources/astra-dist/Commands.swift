@@ -28,7 +28,6 @@ let workspaceOptions: [OptionSpec] = [
     OptionSpec(name: "epochs", value: "E", help: "training epochs"),
     OptionSpec(name: "label-noise", value: "X", help: "fraction of training labels randomised"),
     OptionSpec(name: "data-seed", value: "S", help: "seed of the split, subsets and label noise"),
-    OptionSpec(name: "damping", value: "X", help: "influence damping λ (preset: the paper's value)"),
     OptionSpec(name: "masks", value: "M", help: "ground truth: number of subsets"),
     OptionSpec(name: "repeats", value: "R", help: "ground truth: retrainings per subset"),
     OptionSpec(name: "alpha", value: "X", help: "ground truth: subset fraction (default 0.5)"),
@@ -78,7 +77,6 @@ func makeContext(_ o: Options, _ comm: Communicator) throws -> RunContext {
     if let v = try o.int("epochs", min: 1) { c.recipe.epochs = v }
     if let v = try o.double("label-noise") { c.labelNoise = v }
     if let v = try o.int("data-seed", min: 0) { c.dataSeed = UInt64(v) }
-    if let v = try o.double("damping") { c.damping = v }
     if let v = try o.int("masks", min: 2) { c.masks = v }
     if let v = try o.int("repeats", min: 1) { c.repeats = v }
     if let v = try o.double("alpha") { c.alpha = v }
@@ -121,6 +119,40 @@ let commands: [Command] = [
         let results = try LDSStage.run(ctx, methods: o.list("method"), ensemble: o.flag("ensemble"))
         if comm.isRoot { print(LDSStage.table(results)) }
     },
+    Command(name: "score", summary: "Influence scores of every training example for each query (Q×N); writes DIR/scores/NAME/seed-S.npy and .json.",
+            specs: workspaceOptions + solverSpecs + [
+                OptionSpec(name: "method", value: "M", help: "identity, kfac, ekfac (default), sni, astra, exact"),
+                OptionSpec(name: "name", value: "NAME", help: "output directory under scores/ (default: the method)"),
+                OptionSpec(name: "queries", value: "SPEC", help: "another query set: held-out rows 0-99,250, csv:PATH or idx:IMAGES,LABELS"),
+                OptionSpec(name: "queries-name", value: "NAME", help: "name of that query set (files seed-S.NAME.npy)"),
+                OptionSpec(name: "query-groups", value: "G", help: "split the ranks into G query groups (default: cost model, docs/design.md)"),
+                OptionSpec(name: "query-block", value: "K", help: "queries solved at once per group (memory knob, default 128)"),
+                OptionSpec(name: "top", value: "K", help: "also write each query's K most helpful and harmful examples (seed-S.top.json)"),
+                OptionSpec(name: "trace", value: "FILE", help: "write the solver's objective trace as CSV")]) { o, comm in
+        let ctx = try makeContext(o, comm)
+        let method = try solverMethod(o.string("method") ?? "ekfac")
+        let options = try solverOptions(o, method: method, ctx: ctx)
+        let queries = try o.string("queries").map { try ScoreStage.querySet(spec: $0, name: o.string("queries-name"), ctx: ctx) }
+        let request = ScoreStage.Request(method: method, options: options, queries: queries, groups: try o.int("query-groups", min: 1),
+                                         queryBlock: try o.int("query-block", min: 1) ?? 128, top: try o.int("top", min: 1) ?? 0,
+                                         name: o.string("name"), tracePath: o.string("trace"))
+        try ScoreStage.run(ctx, request)
+    },
+    Command(name: "run", summary: "The whole pipeline: train, fit, score each method, groundtruth, lds; skips finished stages; prints the table.",
+            specs: workspaceOptions + [
+                OptionSpec(name: "methods", value: "LIST", help: "methods to compare (default identity,kfac,ekfac,sni,astra, plus exact when P ≤ 8000)"),
+                OptionSpec(name: "ensemble", value: "E", help: "train E models (seeds 0…E−1) and report ensemble LDS"),
+                OptionSpec(name: "damping", value: "X", help: "influence damping λ for every method (default: the setting's)"),
+                OptionSpec(name: "fisher", value: "MODE", help: "sampled (default) or exact")]) { o, comm in
+        var opts = o
+        if let e = try o.int("ensemble", min: 1) { opts.set("seeds", "0-\(e - 1)") }
+        let ctx = try makeContext(opts, comm)
+        let p = ctx.shape.parameterCount
+        let methods = try (o.list("methods") ?? ["identity", "kfac", "ekfac", "sni", "astra"] + (p <= 8000 ? ["exact"] : [])).map(solverMethod)
+        let damping = try o.double("damping") ?? ctx.config.damping
+        let rows = try RunStage.run(ctx, methods: methods, options: { SolverOptions(method: $0, damping: damping) }, fisher: try fisherMode(o))
+        if comm.isRoot { print(RunStage.table(rows, ensembleSize: ctx.config.seeds.count)) }
+    },
     Command(name: "bench", summary: "Benchmarks: `bench train|fit|score --setting NAME`; prints JSON with timings and GFLOP/s against the measured SGEMM peak.",
             specs: workspaceOptions + [OptionSpec(name: "runs", value: "K", help: "repetitions (median reported; default 5)"),
                                        OptionSpec(name: "out", value: "FILE", help: "also write the JSON result to FILE")]) { o, comm in
@@ -132,4 +164,40 @@ func fisherMode(_ o: Options) throws -> FisherMode {
     guard let s = o.string("fisher") else { return .sampled }
     guard let m = FisherMode(rawValue: s) else { throw AstraError("\(o.command): --fisher expects sampled or exact, got '\(s)'") }
     return m
+}
+
+/// Solver options shared by `score` (and recorded in every scores file).
+let solverSpecs: [OptionSpec] = [
+    OptionSpec(name: "damping", value: "X", help: "influence damping λ (default: the setting's, the paper's value)"),
+    OptionSpec(name: "iterations", value: "K", help: "solver iterations (astra 200, sni 2000)"),
+    OptionSpec(name: "solver-batch", value: "B", help: "GGN mini-batch per iteration, drawn with replacement (default 256; 0 = full batch)"),
+    OptionSpec(name: "solver-lr", value: "X", help: "fixed solver step α (default: automatic, α = c/λ_max)"),
+    OptionSpec(name: "lr-scale", value: "C", help: "c of the automatic step α = c/λ_max (astra 0.5, sni 1)"),
+    OptionSpec(name: "solver-momentum", value: "X", help: "heavy-ball momentum (astra 0.9, sni 0)"),
+    OptionSpec(name: "lissa-repeats", value: "R", help: "sni: independent runs averaged (default 1)"),
+    OptionSpec(name: "solver-seed", value: "S", help: "seed of the solver's mini-batches (default 0)"),
+    OptionSpec(name: "trace-every", value: "K", help: "evaluate the objective every K iterations (default 10)"),
+    OptionSpec(name: "exact-limit", value: "P", help: "largest parameter count the exact solver accepts (default 8000)"),
+]
+
+func solverMethod(_ s: String) throws -> SolverMethod {
+    guard let m = SolverMethod(rawValue: s) else {
+        throw AstraError("unknown method '\(s)'; choose one of: \(SolverMethod.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    return m
+}
+
+func solverOptions(_ o: Options, method: SolverMethod, ctx: RunContext) throws -> SolverOptions {
+    var s = SolverOptions(method: method, damping: try o.double("damping") ?? ctx.config.damping)
+    if let v = try o.int("iterations", min: 0) { s.iterations = v }
+    if let v = try o.int("solver-batch", min: 0) { s.batchSize = v }
+    if let v = try o.double("solver-lr") { s.learningRate = v }
+    if let v = try o.double("lr-scale") { s.learningRateScale = v }
+    if let v = try o.double("solver-momentum") { s.momentum = v }
+    if let v = try o.int("lissa-repeats", min: 1) { s.lissaRepeats = v }
+    if let v = try o.int("solver-seed", min: 0) { s.seed = UInt64(v) }
+    if let v = try o.int("trace-every", min: 0) { s.traceEvery = v }
+    if let v = try o.int("exact-limit", min: 1) { s.exactLimit = v }
+    try s.validate()
+    return s
 }

@@ -40,6 +40,7 @@ struct Options: Sendable {
     }
 
     func has(_ name: String) -> Bool { values[name] != nil }
+    mutating func set(_ name: String, _ value: String) { values[name] = value }
     func string(_ name: String) -> String? { values[name] }
     func flag(_ name: String) -> Bool { values[name] == "true" }
 

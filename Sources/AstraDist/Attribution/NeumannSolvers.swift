@@ -1,0 +1,160 @@
+import Foundation
+
+/// The iterative iHVP solvers of spec §5, both SGD on `h(x) = ½ xᵀ(G+λI)x − xᵀv` with the
+/// mini-batch gradient `r(x) = (G̃_B + λI)x − v` and heavy-ball momentum
+/// `m_{k+1} = β m_k + d_k`, `x_{k+1} = x_k − α_k m_{k+1}`, `α_k = α·decayFactor^⌊k/decayEvery⌋`:
+///  - SNI / LiSSA: `d = r`, `x_0 = α v` (β = 0 by default: the Neumann partial sum
+///    `α Σ_j (I − α(G+λI))^j v`); R chains with different batch seeds run in lockstep and
+///    are averaged;
+///  - ASTRA: `d = (P + λI)⁻¹ r`, `x_0 = (P + λI)⁻¹ v` (so iteration 0 *is* EK-FAC-IF).
+/// Every step is a GEMM over the block of Q vectors; buffers are allocated once.
+enum NeumannSolvers {
+    struct Outcome<T> {
+        var x: [T]
+        var learningRate: Double
+        var lambdaMax: Double?
+    }
+
+    /// Batch seed of LiSSA chain c (chain 0 uses the solver seed itself).
+    static func chainSeed(_ seed: UInt64, chain c: Int) -> UInt64 {
+        c == 0 ? seed : CounterRandom.mix(seed ^ (UInt64(c) &* 0xA24B_AED4_963E_E407))
+    }
+
+    /// Batch seed of the power iteration: its own stream, so the estimate does not reuse the
+    /// solver's first batches.
+    static func powerSeed(_ seed: UInt64) -> UInt64 { CounterRandom.mix(seed ^ 0x504F_5745_5249_5445) }
+
+    /// Runs sni or astra from `v` (Q·P values). `op` computes G̃_B for the block; `objective`
+    /// traces and detects divergence. Collective.
+    static func solve<T: BLASScalar>(_ v: [T], queries: Int, network: Network<T>, train: Dataset, ekfac: EKFAC?, options o: SolverOptions,
+                                     op: DistributedGGN<T>, objective: SolverObjective<T>, comm: Communicator,
+                                     onIterate: ((Int, UnsafeBufferPointer<T>) -> Void)?) throws -> Outcome<T> {
+        let preconditioned = o.method == .astra
+        precondition(o.method.isIterative, "NeumannSolvers: \(o.method) is not iterative")
+        if preconditioned && ekfac == nil { throw AstraError("astra needs EK-FAC factors: run `fit` first (or choose --solver sni)") }
+        let label = o.method.rawValue, damping = o.damping, count = v.count, k = o.iterations
+
+        // Step size: given, or c/λ_max by power iteration (spec §5).
+        var lambdaMax: Double?
+        let alpha0: Double
+        if let lr = o.learningRate {
+            alpha0 = lr
+            objective.hint = "lower the solver learning rate (now \(lr)) or raise --damping"
+        } else {
+            let estimate = try estimateLambdaMax(network: network, train: train, ekfac: preconditioned ? ekfac : nil, damping: damping,
+                                                 batchSize: o.batchSize, seed: o.seed, iterations: o.powerIterations, comm: comm)
+            lambdaMax = estimate
+            alpha0 = o.learningRateScale / estimate
+            objective.hint = "lower --lr-scale (now \(o.learningRateScale)) or raise --damping"
+            objective.progress?(String(format: "%@: λ_max ≈ %.4g (%d power iterations), α = %.4g/λ_max = %.4g",
+                                       label, estimate, o.powerIterations, o.learningRateScale, alpha0))
+        }
+
+        let chains = o.method == .sni ? o.lissaRepeats : 1
+        var xs = [[T]](repeating: [T](repeating: 0, count: count), count: chains)
+        var ms = xs
+        var r = [T](repeating: 0, count: count)
+        var mean = chains > 1 ? [T](repeating: 0, count: count) : []
+        let lam = T(damping), beta = T(o.momentum)
+
+        // x_0.
+        if preconditioned {
+            v.withUnsafeBufferPointer { vp in xs[0].withUnsafeMutableBufferPointer {
+                ekfac!.apply(vp.baseAddress!, queries: queries, damping: damping, into: $0.baseAddress!)
+            } }
+        } else {
+            let a = T(alpha0)
+            for c in 0..<chains { for i in 0..<count { xs[c][i] = a * v[i] } }
+        }
+
+        /// The estimate the solver returns: chain 0, or the mean of the chains.
+        func estimate(_ body: (UnsafeBufferPointer<T>) throws -> Void) rethrows {
+            if chains == 1 { return try xs[0].withUnsafeBufferPointer(body) }
+            let inv = 1 / T(chains)
+            for i in 0..<count { var s: T = 0; for c in 0..<chains { s += xs[c][i] }; mean[i] = s * inv }
+            try mean.withUnsafeBufferPointer(body)
+        }
+
+        try estimate { x in
+            try objective.record(iteration: 0, of: k, x: x.baseAddress!)
+            onIterate?(0, x)
+        }
+        if k > 0 {
+            try v.withUnsafeBufferPointer { vb in try r.withUnsafeMutableBufferPointer { rb in
+                let vp = vb.baseAddress!, rp = rb.baseAddress!
+                for it in 0..<k {
+                    let alpha = T(alpha0 * pow(o.decayFactor, Double(it / o.decayEvery)))
+                    for c in 0..<chains {
+                        xs[c].withUnsafeMutableBufferPointer { xb in ms[c].withUnsafeMutableBufferPointer { mb in
+                            let x = xb.baseAddress!, m = mb.baseAddress!
+                            // r = G̃_B x + λx − v (one allreduce)
+                            op.apply(x, into: rp, seed: chainSeed(o.seed, chain: c), iteration: it)
+                            for i in 0..<count { rp[i] += lam * x[i] - vp[i] }
+                            if preconditioned { ekfac!.apply(UnsafePointer(rp), queries: queries, damping: damping, into: rp) }
+                            for i in 0..<count { m[i] = beta * m[i] + rp[i]; x[i] -= alpha * m[i] }
+                        } }
+                    }
+                    let done = it + 1
+                    if SolverObjective<T>.isTracePoint(done, every: o.traceEvery, last: k) || onIterate != nil {
+                        try estimate { x in
+                            if SolverObjective<T>.isTracePoint(done, every: o.traceEvery, last: k) {
+                                try objective.record(iteration: done, of: k, x: x.baseAddress!)
+                            }
+                            onIterate?(done, x)
+                        }
+                    }
+                }
+            } }
+        }
+        var x = xs[0]
+        if chains > 1 { estimate { x = Array($0) } }
+        return Outcome(x: x, learningRate: alpha0, lambdaMax: lambdaMax)
+    }
+
+    /// Largest eigenvalue of the damped GGN `G̃ + λI`, or with `ekfac` of the preconditioned
+    /// operator `(P + λI)⁻¹(G̃ + λI)` (similar to the symmetric `D^{-½}(G̃ + λI)D^{-½}`,
+    /// `D = P + λI`, on which the power iteration runs, its iterate kept in the EK-FAC
+    /// eigenbasis where `D^{-½}` is diagonal). Each step uses a fresh mini-batch of the solver's
+    /// size (drawn from a stream of its own, the same on every rank), and the estimate is the
+    /// largest Rayleigh quotient seen: a lower bound of each step's λ_max, conservative against
+    /// the batch noise the solver will meet. Collective.
+    static func estimateLambdaMax<T: BLASScalar>(network: Network<T>, train: Dataset, ekfac: EKFAC?, damping: Double,
+                                                 batchSize: Int, seed: UInt64, iterations: Int, comm: Communicator) throws -> Double {
+        let p = network.shape.parameterCount
+        let op = DistributedGGN(network: network, data: train, queries: 1, batchSize: batchSize, largestSet: 0, comm: comm)
+        let scale: [T]? = ekfac.map { $0.diagonal(damping: damping).map { T(1 / $0.squareRoot()) } }
+        var rng = CounterRandom(seed: seed, purpose: .ggnBatch, index: UInt64.max - 1)
+        var z = (0..<p).map { _ in rng.nextNormal() }
+        let zn = z.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        z = z.map { $0 / zn }
+        var zt = z.map { T($0) }, y = [T](repeating: 0, count: p), g = y
+        let lam = T(damping), stream = powerSeed(seed)
+        var best = -Double.infinity
+        for k in 0..<iterations {
+            zt.withUnsafeBufferPointer { zp in y.withUnsafeMutableBufferPointer { yb in g.withUnsafeMutableBufferPointer { gb in
+                let yp = yb.baseAddress!, gp = gb.baseAddress!
+                if let ekfac, let scale {
+                    for i in 0..<p { yp[i] = scale[i] * zp[i] }
+                    ekfac.fromEigenbasis(UnsafePointer(yp), queries: 1, into: yp)
+                } else {
+                    yp.update(from: zp.baseAddress!, count: p)
+                }
+                op.apply(UnsafePointer(yp), into: gp, seed: stream, iteration: k)
+                for i in 0..<p { gp[i] += lam * yp[i] }
+                if let ekfac, let scale {
+                    ekfac.toEigenbasis(UnsafePointer(gp), queries: 1, into: gp)
+                    for i in 0..<p { gp[i] *= scale[i] }
+                }
+            } } }
+            var rho = 0.0, norm = 0.0
+            for i in 0..<p { rho += zt[i].asDouble * g[i].asDouble; norm += g[i].asDouble * g[i].asDouble }
+            norm = norm.squareRoot()
+            guard rho.isFinite, norm.isFinite, norm > 0 else {
+                throw AstraError("solver: the power iteration for the learning rate failed (λ_max estimate \(rho)); the model or factors hold NaN/Inf, or pass an explicit solver learning rate")
+            }
+            best = max(best, rho)
+            for i in 0..<p { zt[i] = T(g[i].asDouble / norm) }
+        }
+        return best
+    }
+}

@@ -1,0 +1,129 @@
+/// Ways to compute the query iHVPs `x = (G + λI)⁻¹ v` (spec §5).
+public enum SolverMethod: String, Codable, CaseIterable, Sendable {
+    /// `x = v` (gradient dot product).
+    case identity
+    /// `x = (P_KFAC + λI)⁻¹ v` (K-FAC eigenvalues `λ_S λ_Aᵀ`).
+    case kfac
+    /// `x = (P + λI)⁻¹ v` (EK-FAC-IF).
+    case ekfac
+    /// Stochastic Neumann iteration / LiSSA: plain SGD on `h`.
+    case sni
+    /// EK-FAC-preconditioned heavy-ball SGD on `h`, started at the EK-FAC solution.
+    case astra
+    /// Dense damped GGN solve in Double (small networks only).
+    case exact
+
+    /// Whether the method iterates (and so has a learning rate, mini-batches and a trace).
+    public var isIterative: Bool { self == .sni || self == .astra }
+}
+
+/// Settings of one iHVP solve. `init(method:damping:)` fills the method's defaults
+/// (measured in docs/solver-defaults.md); every field can be overridden afterwards.
+public struct SolverOptions: Codable, Equatable, Sendable {
+    public var method: SolverMethod
+    /// λ of `(G + λI)` (and of the preconditioner `P + λI`). Must be positive.
+    public var damping: Double
+    /// K, solver iterations (astra 200, sni 2000).
+    public var iterations: Int
+    /// Mini-batch size B, drawn with replacement each iteration; 0 = the whole training set
+    /// every iteration, no sampling (full-batch gradient descent, for tests and references).
+    public var batchSize: Int
+    /// Heavy-ball momentum β (astra 0.9, sni 0).
+    public var momentum: Double
+    /// Fixed step α; nil = automatic, `α = learningRateScale / λ_max` with `λ_max` estimated by
+    /// power iteration on the (preconditioned) damped GGN.
+    public var learningRate: Double?
+    /// c of the automatic rule `α = c/λ_max`.
+    public var learningRateScale: Double
+    /// α is multiplied by `decayFactor` every `decayEvery` iterations (astra: 0.5 every 50;
+    /// sni: no decay).
+    public var decayEvery: Int
+    public var decayFactor: Double
+    /// R, LiSSA repeats with different sampling seeds, averaged (sni only).
+    public var lissaRepeats: Int
+    /// Seed of the mini-batch streams (`CounterRandom(seed, .ggnBatch, iteration)`).
+    public var seed: UInt64
+    /// The objective is evaluated (and progress reported) every `traceEvery` iterations,
+    /// and always at iteration 0 and at the end; 0 = only there.
+    public var traceEvery: Int
+    /// |E|, size of the fixed evaluation batch of the objective (clipped to N; at N every
+    /// example is used).
+    public var evaluationBatch: Int
+    /// Largest P the exact solver accepts (the dense GGN holds P² doubles, several copies).
+    public var exactLimit: Int
+    /// Power iterations for the automatic learning rate.
+    public var powerIterations: Int
+
+    /// The defaults of `method`.
+    public init(method: SolverMethod, damping: Double) {
+        self.method = method
+        self.damping = damping
+        iterations = method == .sni ? 2000 : (method == .astra ? 200 : 0)
+        batchSize = 256
+        momentum = method == .astra ? 0.9 : 0
+        learningRate = nil
+        learningRateScale = SolverOptions.defaultScale(method)
+        decayEvery = 50
+        decayFactor = method == .astra ? 0.5 : 1
+        lissaRepeats = 1
+        seed = 0
+        traceEvery = 10
+        evaluationBatch = 1024
+        exactLimit = 8000
+        powerIterations = 15
+    }
+
+    /// Default c of `α = c/λ_max` (docs/solver-defaults.md): astra 0.5, sni 1.
+    public static func defaultScale(_ method: SolverMethod) -> Double {
+        method == .astra ? 0.5 : 1.0
+    }
+
+    /// Throws an `AstraError` naming the bad option.
+    public func validate() throws {
+        func bad(_ s: String) -> AstraError { AstraError("invalid solver option: \(s)") }
+        guard damping > 0, damping.isFinite else { throw bad("--damping must be positive (got \(damping))") }
+        guard iterations >= 0 else { throw bad("iterations must be ≥ 0 (got \(iterations))") }
+        guard batchSize >= 0 else { throw bad("batch size must be ≥ 0 (0 = full batch; got \(batchSize))") }
+        guard momentum >= 0, momentum < 1 else { throw bad("momentum must be in [0, 1) (got \(momentum))") }
+        if let lr = learningRate { guard lr > 0, lr.isFinite else { throw bad("learning rate must be positive (got \(lr))") } }
+        guard learningRateScale > 0, learningRateScale.isFinite else { throw bad("--lr-scale must be positive (got \(learningRateScale))") }
+        guard decayEvery > 0 else { throw bad("decay interval must be positive (got \(decayEvery))") }
+        guard decayFactor > 0, decayFactor <= 1 else { throw bad("decay factor must be in (0, 1] (got \(decayFactor))") }
+        guard lissaRepeats >= 1 else { throw bad("LiSSA repeats must be ≥ 1 (got \(lissaRepeats))") }
+        guard traceEvery >= 0 else { throw bad("trace interval must be ≥ 0 (got \(traceEvery))") }
+        guard evaluationBatch >= 1 else { throw bad("evaluation batch must be ≥ 1 (got \(evaluationBatch))") }
+        guard exactLimit >= 1 else { throw bad("--exact-limit must be ≥ 1 (got \(exactLimit))") }
+        guard powerIterations >= 1 else { throw bad("power iterations must be ≥ 1 (got \(powerIterations))") }
+    }
+}
+
+/// One point of a solver's objective trace.
+public struct TracePoint: Codable, Equatable, Sendable {
+    public var iteration: Int
+    /// Mean over queries of `h(x_k) = ½ x_kᵀ(G_E + λI)x_k − x_kᵀ v` on the evaluation batch E.
+    public var objective: Double
+    /// Seconds since the solve started.
+    public var seconds: Double
+    public init(iteration: Int, objective: Double, seconds: Double) {
+        self.iteration = iteration; self.objective = objective; self.seconds = seconds
+    }
+}
+
+/// What a solve did, for the record and the reports.
+public struct SolverReport: Codable, Sendable {
+    public var method: SolverMethod
+    /// Iterations run (0 for direct methods).
+    public var iterations: Int
+    /// The initial step α actually used (iterative methods).
+    public var learningRate: Double?
+    /// The power-iteration estimate of λ_max (automatic learning rate only): of
+    /// `(P + λI)⁻¹(G̃ + λI)` for astra, of `G̃ + λI` for sni.
+    public var lambdaMax: Double?
+    public var trace: [TracePoint]
+    /// Mean objective over queries at the returned x (on E).
+    public var finalObjective: Double
+    /// |E|, examples in the evaluation batch.
+    public var evaluationExamples: Int
+    /// Wall-clock seconds of the whole solve (including learning-rate estimation).
+    public var seconds: Double
+}

@@ -1,0 +1,48 @@
+import Foundation
+
+extension ScoreStage {
+    /// Parses `--queries`: held-out row positions (`0-99,250`), `csv:PATH` (the setting's target
+    /// column, standardised with training statistics) or `idx:IMAGES,LABELS`; checked against
+    /// the model's input size. `name` defaults to `custom-` and a hash of the spec.
+    public static func querySet(spec: String, name: String?, ctx: RunContext) throws -> QuerySet {
+        let setName = name ?? "custom-" + String(ContentHash.of(spec).prefix(8))
+        guard setName != "default", setName.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw AstraError("--queries-name must be letters, digits, - or _ and not 'default' (got '\(setName)')")
+        }
+        var data: Dataset, sources: [String]
+        if spec.hasPrefix("csv:") {
+            let path = String(spec.dropFirst(4))
+            guard let target = ctx.config.target else { throw AstraError("--queries csv:PATH needs a CSV setting (this workspace is \(ctx.config.setting))") }
+            data = try loadCSVRegression(path: path, target: target, hint: "pass an existing CSV with the training file's columns")
+            ctx.data.standardizer?.apply(&data)
+            sources = (0..<data.count).map { "file:\(path)#\($0)" }
+        } else if spec.hasPrefix("idx:") {
+            let parts = spec.dropFirst(4).split(separator: ",").map(String.init)
+            guard parts.count == 2 else { throw AstraError("--queries idx:IMAGES,LABELS needs two files, got '\(spec)'") }
+            data = try loadIDXDataset(images: parts[0], labels: parts[1], hint: "pass existing IDX image and label files")
+            sources = (0..<data.count).map { "file:\(parts[0])#\($0)" }
+        } else {
+            let rows = try parseRows(spec, limit: ctx.data.test.count)
+            data = ctx.data.test.subset(rows)
+            sources = rows.map { "test:\(ctx.data.test.globalIndex[$0])" }
+        }
+        guard data.featureCount == ctx.shape.inputCount, data.task == ctx.data.train.task else {
+            throw AstraError("--queries \(spec): \(data.featureCount) features per row, the model takes \(ctx.shape.inputCount)")
+        }
+        guard data.count > 0 else { throw AstraError("--queries \(spec) selects no rows") }
+        return QuerySet(name: setName, data: data, sources: sources)
+    }
+
+    static func parseRows(_ spec: String, limit: Int) throws -> [Int] {
+        var rows: [Int] = []
+        for part in spec.split(separator: ",") {
+            let ends = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+            guard (1...2).contains(ends.count), ends.allSatisfy({ $0 != nil && $0! >= 0 }), ends.last!! >= ends.first!! else {
+                throw AstraError("--queries expects held-out rows like 0-99,250, csv:PATH or idx:IMAGES,LABELS; got '\(spec)'")
+            }
+            rows += Array(ends.first!!...ends.last!!)
+        }
+        guard let worst = rows.max(), worst < limit else { throw AstraError("--queries: row \(rows.max() ?? 0) is beyond the \(limit) held-out rows") }
+        return rows
+    }
+}

@@ -1,0 +1,156 @@
+import Foundation
+
+/// `astra-dist score` (spec §6): query gradients, one block iHVP solve, and the training set
+/// scored against the solved block, gathered to rank 0 as a Q×N float32 matrix.
+///
+/// Ranks form a 2-D grid: `groups` query groups × (K/groups) batch slices. A group solves
+/// and scores its share of the queries with its own sub-communicator (data-parallel over
+/// mini-batch slices and training shards); groups never talk until the final gather. Every
+/// random choice is keyed by seed and iteration, never by rank or group, so the scores do
+/// not depend on K or on the grouping (to floating-point reordering).
+public enum ScoreStage {
+    public struct Request: Sendable {
+        public var method: SolverMethod
+        public var options: SolverOptions
+        /// nil: the workspace's queries.
+        public var queries: QuerySet?
+        /// Query groups (nil: the cost-model default).
+        public var groups: Int?
+        /// Largest number of queries solved at once (memory knob).
+        public var queryBlock: Int
+        /// Also write the K most helpful and most harmful training examples per query.
+        public var top: Int
+        /// Output directory under `scores/` (default: the method's name).
+        public var name: String?
+        /// CSV file for the objective trace of the first query block.
+        public var tracePath: String?
+        public init(method: SolverMethod, options: SolverOptions, queries: QuerySet?, groups: Int?, queryBlock: Int, top: Int,
+                    name: String? = nil, tracePath: String? = nil) {
+            self.method = method; self.options = options; self.queries = queries; self.groups = groups; self.queryBlock = queryBlock
+            self.top = top; self.name = name; self.tracePath = tracePath
+        }
+    }
+
+    /// A user's query set: rows of the held-out split, or a data file.
+    public struct QuerySet: Sendable {
+        public var name: String
+        public var data: Dataset
+        public var sources: [String]
+    }
+
+    /// Default grouping: the most groups that divides K and leaves every group at least 16
+    /// queries. Per rank, compute is the same for any grouping (6·B·Q·P/K per iteration),
+    /// while the allreduce shrinks from Q·P to Q·P/G values and vanishes at G = K; fewer
+    /// queries per group make thinner GEMMs, hence the floor.
+    public static func defaultGroups(ranks: Int, queries: Int) -> Int {
+        (1...ranks).filter { ranks % $0 == 0 && queries / $0 >= 16 }.max() ?? 1
+    }
+
+    public static func run(_ ctx: RunContext, _ req: Request) throws {
+        let comm = ctx.comm
+        let querySet = req.queries ?? QuerySet(name: "default", data: ctx.data.queries, sources: ctx.data.queries.globalIndex.map { "test:\($0)" })
+        let q = querySet.data.count, n = ctx.data.train.count
+        let groups = req.groups ?? defaultGroups(ranks: comm.size, queries: q)
+        guard groups >= 1, comm.size % groups == 0, groups <= max(q, 1) else {
+            throw AstraError("score: --query-groups \(groups) must divide the \(comm.size) ranks and not exceed the \(q) queries")
+        }
+        let perGroup = comm.size / groups, group = comm.rank / perGroup
+        let gcomm = groups == 1 ? comm : comm.split(color: group, key: comm.rank)
+        let myQueries = blockRange(count: q, rank: group, size: groups)
+        let shard = blockRange(count: n, rank: gcomm.rank, size: gcomm.size)
+        setBLASThreads(ctx.threads)
+
+        for seed in ctx.config.seeds {
+            let (net, model) = try ctx.loadModel(seed: seed)
+            let needsFactors = [.kfac, .ekfac, .astra].contains(req.method)
+            let ekfac = needsFactors ? try FitStage.load(ctx, seed: seed, model: model) : nil
+            ctx.log("score: \(req.method.rawValue), seed \(seed): \(q) queries × \(n) training examples on \(comm.size) rank(s) in \(groups) query group(s)")
+            var seconds: [String: Double] = ["queryGradients": 0, "solve": 0, "contraction": 0]
+            var local = [Float](), reports: [SolverReport] = []
+            var blockStart = myQueries.lowerBound
+            while blockStart < myQueries.upperBound {
+                let block = blockStart..<min(blockStart + req.queryBlock, myQueries.upperBound)
+                var t = now()
+                let (_, v) = net.measurementGradients(queries: querySet.data.subset(Array(block)))
+                seconds["queryGradients"]! += now() - t
+                t = now()
+                let (x, report) = try IHVPSolver.solve(v, queries: block.count, network: net, train: ctx.data.train, ekfac: ekfac,
+                                                       options: req.options, comm: gcomm, progress: group == 0 ? { ctx.log("score: " + $0) } : nil)
+                seconds["solve"]! += now() - t
+                reports.append(report)
+                t = now()
+                let tau = ScoreContraction(network: net, queries: block.count, featureCount: ctx.data.train.featureCount,
+                                           targetWidth: ctx.data.train.targetWidth).scores(block: x, train: ctx.data.train, rows: shard)
+                seconds["contraction"]! += now() - t
+                local += tau
+                blockStart = block.upperBound
+            }
+            // Gather (group queries × shard) pieces to rank 0 and place them.
+            let header = [Int64(myQueries.lowerBound), Int64(myQueries.count), Int64(shard.lowerBound), Int64(shard.count)]
+            var bytes = header.withUnsafeBytes { Array($0) }
+            bytes += local.withUnsafeBytes { Array($0) }
+            // Blocks were appended in query order: reorder from [block][q][shard] (already row-major per query).
+            let pieces = comm.gatherv(bytes, root: 0)
+            let reportJSON = try JSONEncoder().encode(reports)
+            let allReports = comm.gatherv(Array(reportJSON), root: 0)
+            for k in seconds.keys { seconds[k] = comm.allreduceMax(seconds[k]!) }
+            if let pieces, let allReports {
+                var scores = [Float](repeating: 0, count: q * n)
+                for p in pieces {
+                    let h = p.withUnsafeBytes { Array($0.bindMemory(to: Int64.self).prefix(4)) }
+                    let q0 = Int(h[0]), qc = Int(h[1]), m0 = Int(h[2]), mc = Int(h[3])
+                    p.withUnsafeBytes { raw in
+                        let vals = (raw.baseAddress! + 32).assumingMemoryBound(to: Float.self)
+                        for i in 0..<qc { for j in 0..<mc { scores[(q0 + i) * n + m0 + j] = vals[i * mc + j] } }
+                    }
+                }
+                guard scores.allSatisfy(\.isFinite) else { throw AstraError("score: non-finite scores (the solve diverged); raise --damping or lower --lr-scale") }
+                let groupReports = try allReports.map { try JSONDecoder().decode([SolverReport].self, from: Data($0)) }.flatMap { $0 }
+                let meta = metadata(ctx, req, seed: seed, model: model, querySet: querySet, reports: groupReports, seconds: seconds)
+                try ScoreFiles.write(scores, queries: q, trainSize: n, metadata: meta, ws: ctx.workspace)
+                if let path = req.tracePath, let r = groupReports.first {
+                    try AtomicFile.write("iteration,objective,seconds\n" + r.trace.map { "\($0.iteration),\($0.objective),\($0.seconds)" }.joined(separator: "\n") + "\n", to: path)
+                }
+                if req.top > 0 { try writeTop(scores, queries: q, train: ctx.data.train, k: req.top, meta: meta, ctx: ctx) }
+                ctx.log(String(format: "score: seed %llu done: query gradients %.2f s, solve %.2f s, contraction %.2f s", seed,
+                               seconds["queryGradients"]!, seconds["solve"]!, seconds["contraction"]!))
+            }
+            comm.barrier()
+        }
+    }
+
+    static func metadata(_ ctx: RunContext, _ req: Request, seed: UInt64, model: ModelDescription, querySet: QuerySet,
+                         reports: [SolverReport], seconds: [String: Double]) -> ScoreMetadata {
+        let o = req.options
+        var solver: [String: String] = ["method": req.method.rawValue, "damping": "\(o.damping)"]
+        if let r = reports.first {
+            solver["iterations"] = "\(r.iterations)"
+            if let lr = r.learningRate { solver["learningRate"] = "\(lr)" }
+            if let l = r.lambdaMax { solver["lambdaMax"] = "\(l)" }
+            solver["finalObjective"] = "\(reports.map(\.finalObjective).reduce(0, +) / Double(reports.count))"
+        }
+        solver["batchSize"] = "\(o.batchSize)"; solver["momentum"] = "\(o.momentum)"; solver["seed"] = "\(o.seed)"
+        let trace = reports.first?.trace.map { [Double($0.iteration), $0.objective] } ?? []
+        var h = ContentHash()
+        h.update(querySet.data.globalIndex.map { Int64($0) }); h.update(querySet.data.inputs); h.update(querySet.data.targets)
+        return ScoreMetadata(method: req.name ?? req.method.rawValue, seed: seed, damping: o.damping, solver: solver, objectiveTrace: trace, seconds: seconds,
+                             modelHash: model.parametersHash, configHash: ctx.config.hash, dataHash: ctx.data.hash,
+                             querySet: querySet.name, queries: querySet.sources, queriesHash: h.hex, trainSize: ctx.data.train.count)
+    }
+
+    struct TopEntry: Codable { var query: String; var helpful: [[Double]]; var harmful: [[Double]] }
+
+    /// Per query the K largest and K smallest scores, as [global training index, score].
+    static func writeTop(_ scores: [Float], queries q: Int, train: Dataset, k: Int, meta: ScoreMetadata, ctx: RunContext) throws {
+        let n = train.count
+        var out: [TopEntry] = []
+        for i in 0..<q {
+            let row = Array(scores[(i * n)..<((i + 1) * n)])
+            let order = row.indices.sorted { row[$0] > row[$1] }
+            func pick(_ idx: ArraySlice<Int>) -> [[Double]] { idx.map { [Double(train.globalIndex[$0]), Double(row[$0])] } }
+            out.append(TopEntry(query: meta.queries[i], helpful: pick(order.prefix(k)), harmful: pick(order.suffix(k).reversed()[...])))
+        }
+        let base = ScoreFiles.directory(ctx.workspace, method: meta.method) + "/" + ScoreFiles.stem(seed: meta.seed, querySet: meta.querySet)
+        try WorkDirectory.writeJSON(out, to: base + ".top.json")
+    }
+}
