@@ -10,6 +10,11 @@ func runBenchmark(_ o: Options, _ comm: Communicator) throws {
     let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
     switch what {
     case "train": json = try e.encode(Benchmark.train(ctx, runs: runs))
+    case "fit": json = try e.encode(Benchmark.fit(ctx, mode: try fisherMode(o), runs: runs))
+    case "score":
+        let methods = try (o.list("methods") ?? ["ekfac", "astra", "sni"]).map(solverMethod)
+        json = try e.encode(Benchmark.score(ctx, methods: methods, sniIterations: try o.int("iterations", min: 1) ?? 2000,
+                                            damping: try o.double("damping") ?? ctx.config.damping))
     default: throw AstraError("bench: unknown benchmark '\(what)'; choose train, fit or score")
     }
     if comm.isRoot {

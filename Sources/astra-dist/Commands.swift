@@ -153,8 +153,36 @@ let commands: [Command] = [
         let rows = try RunStage.run(ctx, methods: methods, options: { SolverOptions(method: $0, damping: damping) }, fisher: try fisherMode(o))
         if comm.isRoot { print(RunStage.table(rows, ensembleSize: ctx.config.seeds.count)) }
     },
+    Command(name: "convergence", summary: "The paper's Figure 3: objective and LDS vs iteration for ASTRA and SNI (needs train, fit, groundtruth); writes DIR/report/.",
+            specs: workspaceOptions + [
+                OptionSpec(name: "queries-count", value: "K", help: "queries followed (the first K of the workspace's; default 10)"),
+                OptionSpec(name: "solver-seeds", value: "S", help: "solver seeds per method (default 10)"),
+                OptionSpec(name: "iterations", value: "K", help: "ASTRA iterations (default 200)"),
+                OptionSpec(name: "sni-iterations", value: "K", help: "SNI iterations (default 2000)"),
+                OptionSpec(name: "sni-rates", value: "LIST", help: "SNI step sizes swept (default 1,0.1,0.01,0.001,1e-4,1e-5)"),
+                OptionSpec(name: "damping", value: "X", help: "damping (default: the setting's)")]) { o, comm in
+        let ctx = try makeContext(o, comm)
+        var opt = ConvergenceStage.Options()
+        if let v = try o.int("queries-count", min: 1) { opt.queries = v }
+        if let v = try o.int("solver-seeds", min: 1) { opt.solverSeeds = v }
+        if let v = try o.int("iterations", min: 1) { opt.astraIterations = v }
+        if let v = try o.int("sni-iterations", min: 1) { opt.sniIterations = v }
+        if let v = o.list("sni-rates") {
+            opt.sniRates = try v.map { guard let d = Double($0), d > 0 else { throw AstraError("convergence: --sni-rates expects positive numbers, got '\($0)'") }; return d }
+        }
+        opt.damping = try o.double("damping")
+        let r = try ConvergenceStage.run(ctx, opt)
+        if comm.isRoot {
+            for c in r.curves { print("\(c.method) (α \(c.learningRate)): " + c.points.map { String(format: "%d: h %.4g, LDS %.3f", $0.iteration, $0.objective, $0.lds) }.joined(separator: "; ")) }
+            print("ASTRA reaches SNI's final objective at iteration \(r.astraIterationsToMatchSNI.map(String.init) ?? "—")")
+        }
+    },
     Command(name: "bench", summary: "Benchmarks: `bench train|fit|score --setting NAME`; prints JSON with timings and GFLOP/s against the measured SGEMM peak.",
             specs: workspaceOptions + [OptionSpec(name: "runs", value: "K", help: "repetitions (median reported; default 5)"),
+                                       OptionSpec(name: "fisher", value: "MODE", help: "fit: sampled (default) or exact"),
+                                       OptionSpec(name: "methods", value: "LIST", help: "score: solvers to time (default ekfac,astra,sni)"),
+                                       OptionSpec(name: "iterations", value: "K", help: "score: SNI iterations (default 2000)"),
+                                       OptionSpec(name: "damping", value: "X", help: "score: damping (default: the setting's)"),
                                        OptionSpec(name: "out", value: "FILE", help: "also write the JSON result to FILE")]) { o, comm in
         try runBenchmark(o, comm)
     },

@@ -47,8 +47,8 @@ extension LossKind {
         case .mse:
             for i in 0..<(batch * queries * c) { dy[i] = 2 * dy[i] }
         case .crossEntropy:
-            let p = UnsafeMutablePointer<Double>.allocate(capacity: c)
-            defer { p.deallocate() }
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: c) { buf in
+            let p = buf.baseAddress!
             for b in 0..<batch {
                 LossKind.softmax(y + b * c, into: p, outputs: c)
                 for q in 0..<queries {
@@ -57,6 +57,7 @@ extension LossKind {
                     for k in 0..<c { pv += p[k] * v[k].asDouble }
                     for k in 0..<c { v[k] = T(p[k] * (v[k].asDouble - pv)) }
                 }
+            }
             }
         }
     }

@@ -62,3 +62,110 @@ public enum Benchmark {
                            halfDataMedianSeconds: median(halfTimes))
     }
 }
+
+extension Benchmark {
+    public struct FitResult: Codable, Sendable {
+        public var setting: String
+        public var ranks: Int
+        public var mode: String
+        public var runs: Int
+        public var totalSeconds: Double
+        public var factorSeconds: Double
+        public var eigenSeconds: Double
+        public var correctionSeconds: Double
+        public var factorExamplesPerSecond: Double
+        public var correctionExamplesPerSecond: Double
+        /// GFLOP of the two data passes (forward, backward, SYRKs; rotations and the Λ GEMM).
+        public var factorGFLOP: Double
+        public var correctionGFLOP: Double
+        public var factorGFLOPS: Double
+        public var correctionGFLOPS: Double
+        public var sgemmPeakGFLOPS: Double
+    }
+
+    /// FLOPs of the factor pass per example: forward 2P, backward 2P (weight-gradient-free: only
+    /// input gradients 2(P − P₁)), SYRKs Σ_l ((I+1)² + O²); the correction pass adds the batch
+    /// rotations 2Σ_l((I+1)² + O²) and the Λ GEMM 2Σ_l O(I+1).
+    static func fitFlops(shape: NetworkShape, examples n: Int) -> (Double, Double) {
+        let p = Double(shape.parameterCount), p1 = Double(shape.layer(0).parameterCount)
+        let syrk = shape.layers.reduce(0.0) { $0 + Double($1.augmented * $1.augmented + $1.outputs * $1.outputs) }
+        let pass = 2 * p + 2 * (p - p1)
+        return (Double(n) * (pass + syrk), Double(n) * (pass + 2 * syrk + 2 * p))
+    }
+
+    /// Fits the first model's EK-FAC `runs` times (collective); medians of each pass.
+    public static func fit(_ ctx: RunContext, mode: FisherMode, runs: Int) throws -> FitResult {
+        setBLASThreads(ctx.threads)
+        let peak = sgemmPeak()
+        let (net, _) = try ctx.loadModel(seed: ctx.config.seeds[0])
+        let shard = blockRange(count: ctx.data.train.count, rank: ctx.comm.rank, size: ctx.comm.size)
+        var t: [FitTimings] = []
+        for _ in 0..<runs {
+            t.append(try FitRunner.fitTimed(network: net, data: ctx.data.train, shard: shard, comm: ctx.comm, mode: mode,
+                                            seed: ctx.config.seeds[0], batchSize: 256).timings)
+        }
+        let f = median(t.map(\.factorSeconds)), e = median(t.map(\.eigenSeconds)), c = median(t.map(\.correctionSeconds))
+        let (ff, cf) = fitFlops(shape: ctx.shape, examples: ctx.data.train.count)
+        let n = Double(ctx.data.train.count)
+        return FitResult(setting: ctx.config.setting, ranks: ctx.comm.size, mode: mode.rawValue, runs: runs, totalSeconds: f + e + c,
+                         factorSeconds: f, eigenSeconds: e, correctionSeconds: c, factorExamplesPerSecond: n / f,
+                         correctionExamplesPerSecond: n / c, factorGFLOP: ff / 1e9, correctionGFLOP: cf / 1e9,
+                         factorGFLOPS: ff / f / 1e9, correctionGFLOPS: cf / c / 1e9, sgemmPeakGFLOPS: peak)
+    }
+
+    public struct ScorePart: Codable, Sendable {
+        public var name: String
+        public var seconds: Double
+        public var gflop: Double?
+        public var gflops: Double?
+    }
+    public struct ScoreResult: Codable, Sendable {
+        public var setting: String
+        public var ranks: Int
+        public var queries: Int
+        public var trainSize: Int
+        public var parts: [ScorePart]
+        /// Objective trace of each iterative method (iteration, objective).
+        public var traces: [String: [[Double]]]
+        /// First ASTRA iteration whose objective is at or below SNI's final one (nil: never).
+        public var astraIterationsToMatchSNI: Int?
+        public var sniIterations: Int
+        public var sgemmPeakGFLOPS: Double
+    }
+
+    /// Times the parts of `score` for the first model: query gradients, each solver, and the
+    /// contraction (2·Q·N·P FLOPs). Collective; rank 0 reports the slowest rank's times.
+    public static func score(_ ctx: RunContext, methods: [SolverMethod], sniIterations: Int, damping: Double) throws -> ScoreResult {
+        setBLASThreads(ctx.threads)
+        let peak = sgemmPeak()
+        let seed = ctx.config.seeds[0]
+        let (net, model) = try ctx.loadModel(seed: seed)
+        let ekfac = try? FitStage.load(ctx, seed: seed, model: model)
+        let q = ctx.data.queries.count, n = ctx.data.train.count, p = Double(ctx.shape.parameterCount)
+        var parts: [ScorePart] = [], traces: [String: [[Double]]] = [:]
+        func timed<R>(_ body: () throws -> R) rethrows -> (R, Double) {
+            ctx.comm.barrier(); let t = now(); let r = try body(); return (r, ctx.comm.allreduceMax(now() - t))
+        }
+        let ((_, v), tg) = timed { net.measurementGradients(queries: ctx.data.queries) }
+        parts.append(ScorePart(name: "query gradients", seconds: tg, gflop: nil, gflops: nil))
+        var x = v
+        for m in methods {
+            var o = SolverOptions(method: m, damping: damping)
+            if m == .sni { o.iterations = sniIterations }
+            let ((xm, report), ts) = try timed { try IHVPSolver.solve(v, queries: q, network: net, train: ctx.data.train, ekfac: ekfac, options: o, comm: ctx.comm, progress: { ctx.log("bench: " + $0) }) }
+            // GGN products: 6·B·Q·P FLOPs per iteration (forward tangents, H_L, backward).
+            let g = m.isIterative ? Double(report.iterations) * 6 * Double(o.batchSize) * Double(q) * p : nil
+            parts.append(ScorePart(name: "solve \(m.rawValue) (\(report.iterations) iterations)", seconds: ts, gflop: g.map { $0 / 1e9 }, gflops: g.map { $0 / ts / 1e9 }))
+            if m.isIterative { traces[m.rawValue] = report.trace.map { [Double($0.iteration), $0.objective] } }
+            if m == .ekfac { x = xm }
+        }
+        let shard = blockRange(count: n, rank: ctx.comm.rank, size: ctx.comm.size)
+        let (_, tc) = timed { ScoreContraction(network: net, queries: q, featureCount: ctx.data.train.featureCount, targetWidth: ctx.data.train.targetWidth).scores(block: x, train: ctx.data.train, rows: shard) }
+        let cf = 2 * Double(q) * Double(n) * p
+        parts.append(ScorePart(name: "contraction", seconds: tc, gflop: cf / 1e9, gflops: cf / tc / 1e9))
+        var match: Int? = nil
+        if let sni = traces["sni"]?.last?[1], let astra = traces["astra"] { match = astra.first { $0[1] <= sni }.map { Int($0[0]) } }
+        return ScoreResult(setting: ctx.config.setting, ranks: ctx.comm.size, queries: q, trainSize: n, parts: parts, traces: traces,
+                           astraIterationsToMatchSNI: match, sniIterations: sniIterations, sgemmPeakGFLOPS: peak)
+    }
+}
