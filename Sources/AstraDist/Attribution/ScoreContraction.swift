@@ -8,13 +8,15 @@ public final class ScoreContraction<T: BLASScalar> {
     let batchSize: Int
     let ws: Workspace<T>
     let x: UnsafeMutablePointer<T>, y: UnsafeMutablePointer<T>, m: UnsafeMutablePointer<T>, dsT: UnsafeMutablePointer<T>
+    /// Values of the GEMM result kept per query chunk (about 1 MiB of floats: within L2).
+    static var cacheValues: Int { 256 * 1024 }
 
     public init(network: Network<T>, queries: Int, featureCount: Int, targetWidth: Int, batchSize: Int = 256) {
         self.network = network; self.queries = queries; self.batchSize = batchSize
         ws = Workspace(shape: network.shape, capacity: batchSize)
         let widest = network.shape.layers.map(\.outputs).max()!
         x = .allocate(capacity: batchSize * featureCount); y = .allocate(capacity: batchSize * targetWidth)
-        m = .allocate(capacity: queries * widest * batchSize); dsT = .allocate(capacity: widest * batchSize)
+        m = .allocate(capacity: max(Self.cacheValues, widest * batchSize)); dsT = .allocate(capacity: widest * batchSize)
     }
     deinit { x.deallocate(); y.deallocate(); m.deallocate(); dsT.deallocate() }
 
@@ -40,18 +42,25 @@ public final class ScoreContraction<T: BLASScalar> {
             block.withUnsafeBufferPointer { bp in tau.withUnsafeMutableBufferPointer { tp in
                 for l in 0..<shape.layerCount {
                     let layer = shape.layer(l), o = layer.outputs, a = layer.augmented
-                    // M = X_l Āᵀ: (Q·O)×(I+1) · (I+1)×B
-                    T.gemm(transA: false, transB: true, m: qn * o, n: b, k: a, alpha: 1,
-                           a: bp.baseAddress! + shape.blockOffset(l, queries: qn), lda: a, b: ws.abar[l], ldb: a, beta: 0, c: m, ldc: b)
                     // Dsᵀ (O×B) so the reduction below runs over contiguous rows.
                     let ds = ws.ds[l]
                     for i in 0..<b { for r in 0..<o { dsT[r * b + i] = ds[i * o + r] } }
-                    for q in 0..<qn {
-                        let t = tp.baseAddress! + q * b
-                        for r in 0..<o {
-                            let row = m + (q * o + r) * b, d = dsT + r * b
-                            for i in 0..<b { t[i] += row[i] * d[i] }
+                    // Queries in chunks whose M = X_chunk Āᵀ ((chunk·O)×B) stays in cache for the reduction.
+                    let chunk = max(1, min(qn, Self.cacheValues / max(o * b, 1)))
+                    var q0 = 0
+                    while q0 < qn {
+                        let qc = min(chunk, qn - q0)
+                        T.gemm(transA: false, transB: true, m: qc * o, n: b, k: a, alpha: 1,
+                               a: bp.baseAddress! + shape.blockOffset(l, queries: qn) + q0 * layer.parameterCount, lda: a,
+                               b: ws.abar[l], ldb: a, beta: 0, c: m, ldc: b)
+                        for q in 0..<qc {
+                            let t = tp.baseAddress! + (q0 + q) * b
+                            for r in 0..<o {
+                                let row = m + (q * o + r) * b, d = dsT + r * b
+                                for i in 0..<b { t[i] += row[i] * d[i] }
+                            }
                         }
+                        q0 += qc
                     }
                 }
             } }
