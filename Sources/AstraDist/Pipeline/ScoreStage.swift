@@ -93,7 +93,8 @@ public enum ScoreStage {
             let pieces = comm.gatherv(bytes, root: 0)
             let reportJSON = try JSONEncoder().encode(reports)
             let allReports = comm.gatherv(Array(reportJSON), root: 0)
-            for k in seconds.keys { seconds[k] = comm.allreduceMax(seconds[k]!) }
+            // Sorted: dictionary order differs between processes, collectives must not.
+            for k in seconds.keys.sorted() { seconds[k] = comm.allreduceMax(seconds[k]!) }
             if let pieces, let allReports {
                 var scores = [Float](repeating: 0, count: q * n)
                 for p in pieces {
