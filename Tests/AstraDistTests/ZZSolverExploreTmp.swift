@@ -3,46 +3,55 @@ import Foundation
 import XCTest
 
 final class ZZSolverExploreTmp: XCTestCase {
-    func testExploreScaled() throws {
-        for task in [Dataset.Task.regression, .classification] {
-            let c = task == .regression ? 2 : 3
-            var data = TestSupport.synthetic(task: task, n: 64, d: 4, c: c, seed: 7)
-            let scales: [Float] = [1, 0.1, 3, 0.03]
-            for i in 0..<data.inputs.count { data.inputs[i] *= scales[i % 4] }
-            var queries = TestSupport.synthetic(task: task, n: 3, d: 4, c: c, seed: 8)
-            for i in 0..<queries.inputs.count { queries.inputs[i] *= scales[i % 4] }
-            let recipe = TrainingRecipe(learningRate: 0.05, momentum: 0.9, weightDecay: 0, batchSize: 8, epochs: 20)
-            let net = Trainer<Double>(shape: NetworkShape(widths: [4, 8, 6, c]), recipe: recipe).train(on: data, seed: 5)
-            let ek = try FitRunner.fit(network: net, data: data, shard: 0..<data.count, comm: SingleProcessCommunicator(), mode: .exact, seed: 1, batchSize: 16)
-            let v = net.measurementGradients(queries: queries).block
-            for lam in [0.001, 0.01] {
-                var o = SolverOptions(method: .exact, damping: lam); o.evaluationBatch = 10000
-                let exact = try IHVPSolver.solve(v, queries: 3, network: net, train: data, ekfac: ek, options: o, comm: SingleProcessCommunicator()).x
-                let nx = exact.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                var oe = SolverOptions(method: .ekfac, damping: lam)
-                let ekx = try IHVPSolver.solve(v, queries: 3, network: net, train: data, ekfac: ek, options: oe, comm: SingleProcessCommunicator()).x
-                var e0 = 0.0; for i in 0..<exact.count { e0 += (ekx[i] - exact[i]) * (ekx[i] - exact[i]) }
-                func run(_ m: SolverMethod, _ cc: Double, _ k: Int, mom: Double? = nil) -> (Int?, Double, Double?) {
-                    var o = SolverOptions(method: m, damping: lam); o.batchSize = 0; o.iterations = k; o.decayFactor = 1; o.learningRateScale = cc
-                    if let mom { o.momentum = mom }
-                    var first: Int? = nil
-                    do {
-                        let r = try IHVPSolver.solve(v, queries: 3, network: net, train: data, ekfac: ek, options: o, comm: SingleProcessCommunicator(), onIterate: { it, x in
-                            if first == nil {
-                                var e = 0.0; for i in 0..<x.count { e += (x[i] - exact[i]) * (x[i] - exact[i]) }
-                                if e.squareRoot() / nx <= 1e-3 { first = it }
-                            }
-                        })
-                        var e = 0.0; for i in 0..<exact.count { e += (r.x[i] - exact[i]) * (r.x[i] - exact[i]) }
-                        return (first, e.squareRoot() / nx, r.report.lambdaMax)
-                    } catch { return (nil, .nan, nil) }
-                }
-                print("task \(task) λ \(lam) ekfac relerr \(e0.squareRoot() / nx)")
-                for cc in [0.25, 0.5, 1, 2] { let r = run(.astra, cc, 1500); print("  astra c \(cc): first \(r.0.map(String.init) ?? "-") final \(r.1) lmax \(r.2 ?? 0)") }
-                for cc in [0.5, 1, 1.5] { let r = run(.astra, cc, 1500, mom: 0); print("  astra β0 c \(cc): first \(r.0.map(String.init) ?? "-") final \(r.1)") }
-                for cc in [1, 1.9] { let r = run(.sni, cc, 20000); print("  sni c \(cc): first \(r.0.map(String.init) ?? "-") final \(r.1) lmax \(r.2 ?? 0)") }
-                for cc in [1.0] { let r = run(.sni, cc, 5000, mom: 0.9); print("  sni β0.9 c \(cc): first \(r.0.map(String.init) ?? "-") final \(r.1) lmax \(r.2 ?? 0)") }
-            }
+    func testPresetSweep() throws {
+        let env = ProcessInfo.processInfo.environment
+        let setting = env["ZZ_SETTING"] ?? "digits"
+        let q = Int(env["ZZ_Q"] ?? "10")!
+        let seeds = (env["ZZ_SEEDS"] ?? "0").split(separator: ",").map { UInt64($0)! }
+        let (net, data) = TestSupport.trainPreset(setting)
+        let damping = TestSupport.config(setting).damping
+        let n = data.train.count
+        let comm = SingleProcessCommunicator()
+        let ek = try FitRunner.fit(network: net, data: data.train, shard: 0..<n, comm: comm, mode: .sampled, seed: 0, batchSize: 256)
+        let v = net.measurementGradients(queries: data.queries.subset(Array(0..<q))).block
+        var out = "setting \(setting) N \(n) P \(net.shape.parameterCount) λ \(damping) Q \(q)\n"
+        func log(_ s: String) { print(s); out += s + "\n"; try? out.write(toFile: "/tmp/solver-defaults-\(setting)-\(env["ZZ_TAG"] ?? "").txt", atomically: true, encoding: .utf8) }
+        var exact: [Float]? = nil
+        var hstar: Double? = nil
+        if net.shape.parameterCount <= 8000 {
+            var o = SolverOptions(method: .exact, damping: damping); o.evaluationBatch = n
+            let r = try IHVPSolver.solve(v, queries: q, network: net, train: data.train, ekfac: ek, options: o, comm: comm)
+            exact = r.x; hstar = r.report.finalObjective
+            log("exact h* = \(r.report.finalObjective) (\(r.report.seconds) s)")
+        }
+        for m in [SolverMethod.identity, .kfac, .ekfac] {
+            var o = SolverOptions(method: m, damping: damping); o.evaluationBatch = n
+            let r = try IHVPSolver.solve(v, queries: q, network: net, train: data.train, ekfac: ek, options: o, comm: comm)
+            log("\(m): h = \(r.report.finalObjective)\(relerr(r.x))")
+        }
+        func relerr(_ x: [Float]) -> String {
+            guard let exact else { return "" }
+            var e = 0.0, nn = 0.0
+            for i in 0..<x.count { let d = Double(x[i]) - Double(exact[i]); e += d * d; nn += Double(exact[i]) * Double(exact[i]) }
+            return String(format: ", relerr %.3e", (e / nn).squareRoot())
+        }
+        func gap(_ h: Double) -> String { hstar.map { String(format: " (gap %.2e)", (h - $0) / abs($0)) } ?? "" }
+        func run(_ m: SolverMethod, _ c: Double, _ k: Int, beta: Double? = nil, decay: Double? = nil, seed: UInt64) {
+            var o = SolverOptions(method: m, damping: damping); o.evaluationBatch = n; o.iterations = k; o.learningRateScale = c; o.seed = seed
+            o.traceEvery = k >= 1000 ? 250 : 50
+            if let beta { o.momentum = beta }
+            if let decay { o.decayFactor = decay }
+            do {
+                let r = try IHVPSolver.solve(v, queries: q, network: net, train: data.train, ekfac: ek, options: o, comm: comm)
+                let tr = r.report.trace.map { String(format: "%d:%.4g", $0.iteration, $0.objective) }.joined(separator: " ")
+                log("\(m) c \(c) β \(o.momentum) decay \(o.decayFactor) K \(k) seed \(seed): λmax \(String(format: "%.3g", r.report.lambdaMax ?? 0)) α \(String(format: "%.3g", r.report.learningRate ?? 0)) final \(String(format: "%.5g", r.report.finalObjective))\(gap(r.report.finalObjective))\(relerr(r.x)) [\(tr)] \(String(format: "%.1f", r.report.seconds)) s")
+            } catch { log("\(m) c \(c) β \(o.momentum) K \(k) seed \(seed): \(error)") }
+        }
+        let astraC = (env["ZZ_ASTRA"] ?? "").split(separator: ",").map { Double($0)! }
+        let sniC = (env["ZZ_SNI"] ?? "").split(separator: ",").map { Double($0)! }
+        for seed in seeds {
+            for c in astraC { run(.astra, c, 200, seed: seed) }
+            for c in sniC { run(.sni, c, 2000, seed: seed) }
         }
     }
 }

@@ -55,8 +55,10 @@ public struct DataRoots: Sendable {
     public static func discover(executable: String) -> DataRoots {
         let fm = FileManager.default
         var candidates: [String] = [fm.currentDirectoryPath]
-        var dir = (executable as NSString).deletingLastPathComponent
-        for _ in 0..<5 { candidates.append(dir); dir = (dir as NSString).deletingLastPathComponent }
+        // The real path of the running binary (argv[0] may be relative or a bare name).
+        let exe = (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? executable
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        for _ in 0..<5 where dir.path != "/" { candidates.append(dir.path); dir.deleteLastPathComponent() }
         let repo = candidates.first { fm.fileExists(atPath: $0 + "/data/digits/digits.csv.gz") } ?? fm.currentDirectoryPath
         let shared = repo + "/../shared/data"
         return DataRoots(digits: repo + "/data/digits/digits.csv.gz", concrete: shared + "/concrete/concrete.csv",
