@@ -17,7 +17,7 @@ let workspaceOptions: [OptionSpec] = [
     OptionSpec(name: "config", value: "FILE", help: "JSON file overriding any configuration key (see docs/commands.md)"),
     OptionSpec(name: "data", value: "SRC", help: "data source: digits:PATH, csv:PATH, idx:DIR"),
     OptionSpec(name: "target", value: "COL", help: "CSV target column, by header name or 0-based index"),
-    OptionSpec(name: "seeds", value: "LIST", help: "model seeds, e.g. 0,1,2 or 0-4 (the ensemble)"),
+    OptionSpec(name: "seeds", value: "LIST", help: "model seeds to process, e.g. 0,1,2 or 0-4 (default: config.json's, set by the first command)"),
     OptionSpec(name: "train-size", value: "N", help: "training examples"),
     OptionSpec(name: "query-size", value: "Q", help: "query examples (held-out rows)"),
     OptionSpec(name: "hidden", value: "LIST", help: "hidden widths, e.g. 128,128,128"),
@@ -64,7 +64,9 @@ func makeContext(_ o: Options, _ comm: Communicator) throws -> RunContext {
     }
     if let v = o.string("data") { c.data = v }
     if let v = o.string("target") { c.target = v }
-    if let v = try o.intList("seeds") { c.seeds = v.map(UInt64.init) }
+    let seeds = try o.intList("seeds").map { $0.map(UInt64.init) }
+    // A new workspace takes --seeds as its default ensemble; an existing one keeps its own.
+    if let seeds, try ws.loadConfig() == nil { c.seeds = seeds }
     if let v = try o.int("train-size", min: 2) { c.trainSize = v }
     if let v = try o.int("query-size", min: 1) { c.querySize = v }
     if let v = o.list("hidden") {
@@ -90,7 +92,7 @@ func makeContext(_ o: Options, _ comm: Communicator) throws -> RunContext {
     guard FileManager.default.fileExists(atPath: ws.configPath) else {
         throw AstraError("rank \(comm.rank) cannot see \(ws.configPath) written by rank 0: --workdir must be on a filesystem all ranks share")
     }
-    return RunContext(comm: comm, workspace: ws, config: c, data: data, threads: try o.int("threads", min: 1) ?? 1)
+    return RunContext(comm: comm, workspace: ws, config: c, data: data, threads: try o.int("threads", min: 1) ?? 1, seeds: seeds)
 }
 
 let commands: [Command] = [
@@ -151,7 +153,7 @@ let commands: [Command] = [
         let methods = try (o.list("methods") ?? ["identity", "kfac", "ekfac", "sni", "astra"] + (p <= 8000 ? ["exact"] : [])).map(solverMethod)
         let damping = try o.double("damping") ?? ctx.config.damping
         let rows = try RunStage.run(ctx, methods: methods, options: { SolverOptions(method: $0, damping: damping) }, fisher: try fisherMode(o))
-        if comm.isRoot { print(RunStage.table(rows, ensembleSize: ctx.config.seeds.count)) }
+        if comm.isRoot { print(RunStage.table(rows, ensembleSize: ctx.seeds.count)) }
     },
     Command(name: "convergence", summary: "The paper's Figure 3: objective and LDS vs iteration for ASTRA and SNI (needs train, fit, groundtruth); writes DIR/report/.",
             specs: workspaceOptions + [

@@ -70,7 +70,7 @@ public struct SolverOptions: Codable, Equatable, Sendable {
         traceEvery = 10
         evaluationBatch = 1024
         exactLimit = 8000
-        powerIterations = 15
+        powerIterations = 20
     }
 
     /// Default c of `α = c/λ_max` (docs/solver-defaults.md): astra 0.5, sni 1.

@@ -97,12 +97,12 @@ extension Benchmark {
     public static func fit(_ ctx: RunContext, mode: FisherMode, runs: Int) throws -> FitResult {
         setBLASThreads(ctx.threads)
         let peak = sgemmPeak()
-        let (net, _) = try ctx.loadModel(seed: ctx.config.seeds[0])
+        let (net, _) = try ctx.loadModel(seed: ctx.seeds[0])
         let shard = blockRange(count: ctx.data.train.count, rank: ctx.comm.rank, size: ctx.comm.size)
         var t: [FitTimings] = []
         for _ in 0..<runs {
             t.append(try FitRunner.fitTimed(network: net, data: ctx.data.train, shard: shard, comm: ctx.comm, mode: mode,
-                                            seed: ctx.config.seeds[0], batchSize: 256).timings)
+                                            seed: ctx.seeds[0], batchSize: 256).timings)
         }
         let f = median(t.map(\.factorSeconds)), e = median(t.map(\.eigenSeconds)), c = median(t.map(\.correctionSeconds))
         let (ff, cf) = fitFlops(shape: ctx.shape, examples: ctx.data.train.count)
@@ -138,7 +138,7 @@ extension Benchmark {
     public static func score(_ ctx: RunContext, methods: [SolverMethod], sniIterations: Int, damping: Double) throws -> ScoreResult {
         setBLASThreads(ctx.threads)
         let peak = sgemmPeak()
-        let seed = ctx.config.seeds[0]
+        let seed = ctx.seeds[0]
         let (net, model) = try ctx.loadModel(seed: seed)
         let ekfac = try? FitStage.load(ctx, seed: seed, model: model)
         let q = ctx.data.queries.count, n = ctx.data.train.count, p = Double(ctx.shape.parameterCount)

@@ -37,7 +37,7 @@ public enum ConvergenceStage {
 
     public static func run(_ ctx: RunContext, _ opt: Options) throws -> Result {
         setBLASThreads(ctx.threads)
-        let seed = ctx.config.seeds[0]
+        let seed = ctx.seeds[0]
         let (net, model) = try ctx.loadModel(seed: seed)
         let ekfac = try FitStage.load(ctx, seed: seed, model: model)
         let (gtAll, masks) = try GroundTruthStage.load(ctx)

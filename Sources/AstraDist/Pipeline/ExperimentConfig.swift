@@ -21,7 +21,8 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// Hidden widths of the MLP (`[128, 128, 128]`).
     public var hidden: [Int]
     public var recipe: TrainingRecipe
-    /// Model seeds of the ensemble (`train` trains each).
+    /// Default model seeds (the ensemble), fixed by the workspace's first command; a later
+    /// `--seeds` selects models for one command without changing the configuration.
     public var seeds: [UInt64]
     /// IF damping λ (spec §5, paper's values per setting).
     public var damping: Double

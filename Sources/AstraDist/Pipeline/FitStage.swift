@@ -5,7 +5,7 @@ import Foundation
 /// exist and match its model is skipped.
 public enum FitStage {
     public static func run(_ ctx: RunContext, mode: FisherMode, batchSize: Int = 256) throws {
-        for seed in ctx.config.seeds {
+        for seed in ctx.seeds {
             let (net, model) = try ctx.loadModel(seed: seed)
             let dir = ctx.workspace.factorsDirectory(seed: seed)
             if (try? load(ctx, seed: seed, model: model, mode: mode)) != nil { ctx.log("fit: seed \(seed) already fitted, skipped"); continue }

@@ -22,7 +22,7 @@ public enum LDSStage {
     public static func availableMethods(_ ctx: RunContext) -> [String] {
         let dir = ctx.workspace.root + "/scores"
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        return names.filter { FileManager.default.fileExists(atPath: "\(dir)/\($0)/seed-\(ctx.config.seeds[0]).json") }.sorted()
+        return names.filter { FileManager.default.fileExists(atPath: "\(dir)/\($0)/seed-\(ctx.seeds[0]).json") }.sorted()
     }
 
     public static func run(_ ctx: RunContext, methods requested: [String]?, ensemble: Bool) throws -> [MethodResult] {
@@ -34,9 +34,9 @@ public enum LDSStage {
         for method in methods {
             var perSeed: [String: LDSResult] = [:], all: [[Float]] = [], seeds: [UInt64] = []
             var convention = ""
-            for seed in ctx.config.seeds {
+            for seed in ctx.seeds {
                 let path = ScoreFiles.directory(ctx.workspace, method: method) + "/seed-\(seed).npy"
-                if seed != ctx.config.seeds[0] && !FileManager.default.fileExists(atPath: path) { continue }
+                if seed != ctx.seeds[0] && !FileManager.default.fileExists(atPath: path) { continue }
                 let (scores, meta) = try ScoreFiles.read(ctx, method: method, seed: seed)
                 guard meta.querySet == "default", meta.queriesHash == queryHash(ctx) else {
                     throw AstraError("\(path) scores query set '\(meta.querySet)', not the workspace's queries the ground truth measures; score the default queries")

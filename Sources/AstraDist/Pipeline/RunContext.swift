@@ -9,9 +9,12 @@ public final class RunContext: @unchecked Sendable {
     public let data: PreparedData
     /// BLAS threads per rank for work whose result must not depend on the rank count.
     public let threads: Int
+    /// The model seeds this command processes (`--seeds`, default the configuration's).
+    public let seeds: [UInt64]
 
-    public init(comm: Communicator, workspace: WorkDirectory, config: ExperimentConfig, data: PreparedData, threads: Int) {
+    public init(comm: Communicator, workspace: WorkDirectory, config: ExperimentConfig, data: PreparedData, threads: Int, seeds: [UInt64]? = nil) {
         self.comm = comm; self.workspace = workspace; self.config = config; self.data = data; self.threads = threads
+        self.seeds = seeds ?? config.seeds
     }
 
     public var shape: NetworkShape {

@@ -29,13 +29,13 @@ public enum RunStage {
         }
         let gtDone = (try? GroundTruthStage.load(ctx)) != nil
         if gtDone { ctx.log("run: ground truth exists, skipped") } else { try GroundTruthStage.run(ctx) }
-        let results = try LDSStage.run(ctx, methods: methods.map(\.rawValue), ensemble: ctx.config.seeds.count > 1)
+        let results = try LDSStage.run(ctx, methods: methods.map(\.rawValue), ensemble: ctx.seeds.count > 1)
         return results.map { Row(method: $0.method, single: $0.single, ensemble: $0.ensemble, seconds: seconds[$0.method]) }
     }
 
     /// Scores of every seed exist for this configuration, model and solver settings.
     static func valid(_ ctx: RunContext, method: SolverMethod, options: SolverOptions) -> Bool {
-        for seed in ctx.config.seeds {
+        for seed in ctx.seeds {
             guard let (_, meta) = try? ScoreFiles.read(ctx, method: method.rawValue, seed: seed),
                   let (_, model) = try? ctx.loadModel(seed: seed),
                   meta.modelHash == model.parametersHash, meta.damping == options.damping,

@@ -60,7 +60,7 @@ public enum ScoreStage {
         let shard = blockRange(count: n, rank: gcomm.rank, size: gcomm.size)
         setBLASThreads(ctx.threads)
 
-        for seed in ctx.config.seeds {
+        for seed in ctx.seeds {
             let (net, model) = try ctx.loadModel(seed: seed)
             let needsFactors = [.kfac, .ekfac, .astra].contains(req.method)
             let ekfac = needsFactors ? try FitStage.load(ctx, seed: seed, model: model) : nil

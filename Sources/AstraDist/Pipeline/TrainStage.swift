@@ -6,7 +6,7 @@ import Foundation
 /// writes them); a seed whose valid model exists is skipped, so a re-run resumes.
 public enum TrainStage {
     public static func run(_ ctx: RunContext, checkpointEvery: Int = 0) throws {
-        let seeds = ctx.config.seeds
+        let seeds = ctx.seeds
         var failure: String? = nil
         for (k, seed) in seeds.enumerated() where k % ctx.comm.size == ctx.comm.rank {
             if (try? ctx.loadModel(seed: seed)) != nil { ctx.log("train: seed \(seed) already trained, skipped"); continue }
