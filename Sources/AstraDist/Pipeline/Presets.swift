@@ -61,7 +61,10 @@ public struct DataRoots: Sendable {
         for _ in 0..<5 where dir.path != "/" { candidates.append(dir.path); dir.deleteLastPathComponent() }
         let repo = candidates.first { fm.fileExists(atPath: $0 + "/data/digits/digits.csv.gz") } ?? fm.currentDirectoryPath
         let shared = repo + "/../shared/data"
-        return DataRoots(digits: repo + "/data/digits/digits.csv.gz", concrete: shared + "/concrete/concrete.csv",
+        // Outside a checkout, Debian's python3-sklearn installs the same digits file.
+        let sklearn = "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"
+        let digits = fm.fileExists(atPath: repo + "/data/digits/digits.csv.gz") || !fm.fileExists(atPath: sklearn) ? repo + "/data/digits/digits.csv.gz" : sklearn
+        return DataRoots(digits: digits, concrete: shared + "/concrete/concrete.csv",
                          mnist: shared + "/mnist", fashionMNIST: "/usr/share/datasets/fashion-mnist")
     }
 }
