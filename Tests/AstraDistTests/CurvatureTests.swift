@@ -10,16 +10,7 @@ final class CurvatureTests: XCTestCase {
     /// classification by the arg-max of a random linear map `z`. Global indices start at 1000
     /// so positions and global indices differ.
     static func makeData(_ task: Dataset.Task, n: Int, d: Int, c: Int, seed: UInt64 = 11) -> Dataset {
-        var rng = CounterRandom(seed: seed, purpose: .test)
-        let x = (0..<(n * d)).map { _ in Float(rng.nextNormal()) }
-        let w = (0..<(d * c)).map { _ in rng.nextNormal() }
-        var t: [Float] = []
-        for i in 0..<n {
-            let z = (0..<c).map { k in (0..<d).reduce(0.0) { $0 + Double(x[i * d + $1]) * w[$1 * c + k] } }
-            if task == .regression { t += z.map { Float(sin($0) + 0.1 * rng.nextNormal()) } }
-            else { t.append(Float(z.indices.max { z[$0] < z[$1] }!)) }
-        }
-        return Dataset(task: task, featureCount: d, outputCount: c, inputs: x, targets: t, globalIndex: (0..<n).map { 1000 + $0 })
+        TestSupport.synthetic(task: task, n: n, d: d, c: c, seed: seed, firstGlobalIndex: 1000)
     }
 
     /// A briefly trained network (curvature at a trained point, not only at initialisation).

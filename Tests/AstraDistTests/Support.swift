@@ -74,7 +74,7 @@ enum TestSupport {
 
     /// Synthetic data from the counter-based generator: regression `t = sin(x·w) + noise` or
     /// classification by the arg-max of a random linear map.
-    static func synthetic(task: Dataset.Task, n: Int, d: Int, c: Int, seed: UInt64 = 7) -> Dataset {
+    static func synthetic(task: Dataset.Task, n: Int, d: Int, c: Int, seed: UInt64 = 7, firstGlobalIndex: Int = 0) -> Dataset {
         var rng = CounterRandom(seed: seed, purpose: .test)
         let x = (0..<(n * d)).map { _ in Float(rng.nextNormal()) }
         let w = (0..<(d * c)).map { _ in rng.nextNormal() }
@@ -84,7 +84,7 @@ enum TestSupport {
             if task == .regression { t += z.map { Float(sin($0) + 0.1 * rng.nextNormal()) } }
             else { t.append(Float(z.indices.max { z[$0] < z[$1] }!)) }
         }
-        return Dataset(task: task, featureCount: d, outputCount: c, inputs: x, targets: t)
+        return Dataset(task: task, featureCount: d, outputCount: c, inputs: x, targets: t, globalIndex: (0..<n).map { firstGlobalIndex + $0 })
     }
 }
 
