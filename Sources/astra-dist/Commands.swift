@@ -226,6 +226,8 @@ func solverOptions(_ o: Options, method: SolverMethod, ctx: RunContext) throws -
     if let v = try o.double("solver-momentum") { s.momentum = v }
     if let v = try o.int("lissa-repeats", min: 1) { s.lissaRepeats = v }
     if let v = try o.int("solver-seed", min: 0) { s.seed = UInt64(v) }
+    // Direct methods evaluate the objective only on request (it costs more than their solve).
+    if !method.isIterative && !o.has("trace") { s.traceEvery = 0 }
     if let v = try o.int("trace-every", min: 0) { s.traceEvery = v }
     if let v = try o.int("exact-limit", min: 1) { s.exactLimit = v }
     try s.validate()

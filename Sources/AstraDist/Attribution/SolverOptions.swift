@@ -44,7 +44,8 @@ public struct SolverOptions: Codable, Equatable, Sendable {
     /// Seed of the mini-batch streams (`CounterRandom(seed, .ggnBatch, iteration)`).
     public var seed: UInt64
     /// The objective is evaluated (and progress reported) every `traceEvery` iterations,
-    /// and always at iteration 0 and at the end; 0 = only there.
+    /// and always at iteration 0 and at the end; 0 = only there (iterative methods) or not
+    /// at all (direct methods, whose trace is then empty).
     public var traceEvery: Int
     /// |E|, size of the fixed evaluation batch of the objective (clipped to N; at N every
     /// example is used).

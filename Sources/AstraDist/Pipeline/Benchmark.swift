@@ -152,6 +152,7 @@ extension Benchmark {
         for m in methods {
             var o = SolverOptions(method: m, damping: damping)
             if m == .sni { o.iterations = sniIterations }
+            if !m.isIterative { o.traceEvery = 0 }   // as `score` does: no objective for direct methods
             let ((xm, report), ts) = try timed { try IHVPSolver.solve(v, queries: q, network: net, train: ctx.data.train, ekfac: ekfac, options: o, comm: ctx.comm, progress: { ctx.log("bench: " + $0) }) }
             // GGN products: 6·B·Q·P FLOPs per iteration (forward tangents, H_L, backward).
             let g = m.isIterative ? Double(report.iterations) * 6 * Double(o.batchSize) * Double(q) * p : nil

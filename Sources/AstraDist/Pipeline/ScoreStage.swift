@@ -128,7 +128,9 @@ public enum ScoreStage {
             solver["iterations"] = "\(r.iterations)"
             if let lr = r.learningRate { solver["learningRate"] = "\(lr)" }
             if let l = r.lambdaMax { solver["lambdaMax"] = "\(l)" }
-            solver["finalObjective"] = "\(reports.map(\.finalObjective).reduce(0, +) / Double(reports.count))"
+            if reports.allSatisfy({ !$0.trace.isEmpty }) {
+                solver["finalObjective"] = "\(reports.map(\.finalObjective).reduce(0, +) / Double(reports.count))"
+            }
         }
         solver["batchSize"] = "\(o.batchSize)"; solver["momentum"] = "\(o.momentum)"; solver["seed"] = "\(o.seed)"
         let trace = reports.first?.trace.map { [Double($0.iteration), $0.objective] } ?? []
