@@ -89,7 +89,7 @@ public enum ScoreStage {
             let header = [Int64(myQueries.lowerBound), Int64(myQueries.count), Int64(shard.lowerBound), Int64(shard.count)]
             var bytes = header.withUnsafeBytes { Array($0) }
             bytes += local.withUnsafeBytes { Array($0) }
-            // Blocks were appended in query order: reorder from [block][q][shard] (already row-major per query).
+            // `local` is (this group's queries × this rank's shard), row-major: blocks were appended in query order.
             let pieces = comm.gatherv(bytes, root: 0)
             let reportJSON = try JSONEncoder().encode(reports)
             let allReports = comm.gatherv(Array(reportJSON), root: 0)
