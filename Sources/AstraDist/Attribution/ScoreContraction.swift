@@ -24,7 +24,7 @@ public final class ScoreContraction<T: BLASScalar> {
     /// accumulated over layers in T. `block` holds the Q query vectors (block layout).
     /// Complexity: 2·Q·P·|rows| flops in GEMMs plus Q·O·|rows| per layer.
     public func scores(block: [T], train: Dataset, rows: Range<Int>) -> [Float] {
-        let shape = network.shape, c = shape.outputCount, tw = train.targetWidth, qn = queries
+        let shape = network.shape, qn = queries
         let n = rows.count
         var out = [Float](repeating: 0, count: qn * n)
         var tau = [T](repeating: 0, count: qn * batchSize)
@@ -33,11 +33,7 @@ public final class ScoreContraction<T: BLASScalar> {
         while start < n {
             let b = min(batchSize, n - start)
             train.gather(all[start..<(start + b)], x: x, y: y)
-            network.forward(x, batch: b, workspace: ws)
-            for i in 0..<b {
-                _ = network.loss.lossAndGradient(y: ws.output + i * c, target: y + i * tw, dy: ws.outputGradient + i * c, outputs: c)
-            }
-            network.backward(batch: b, workspace: ws, gradient: nil)
+            network.lossBackward(x, y, batch: b, workspace: ws)
             for k in 0..<(qn * b) { tau[k] = 0 }
             block.withUnsafeBufferPointer { bp in tau.withUnsafeMutableBufferPointer { tp in
                 for l in 0..<shape.layerCount {

@@ -119,11 +119,7 @@ public enum DenseCurvature {
             while start < n {
                 let b = min(bs, n - start)
                 data.gather(all[start..<(start + b)], x: x, y: y)
-                network.forward(x, batch: b, workspace: ws)
-                for e in 0..<b {
-                    _ = network.loss.lossAndGradient(y: ws.output + e * c, target: y + e * tw, dy: ws.outputGradient + e * c, outputs: c)
-                }
-                network.backward(batch: b, workspace: ws, gradient: nil)  // Ds_l of every layer
+                network.lossBackward(x, y, batch: b, workspace: ws)  // Ds_l of every layer
                 for (l, layer) in layers.enumerated() {
                     layer.tangent(abar: ws.abar[l], da: l == 0 ? nil : UnsafePointer(dA[l]), directions: v + q * shape.offset(l),
                                   weights: w + shape.offset(l), ds: dS[l], batch: b, queries: q)

@@ -101,17 +101,32 @@ extension Network {
         }
     }
 
-    /// Mean loss over the batch and its gradient (scaled by 1/B) into `gradient`.
-    /// `targets` is B×(C or 1).
+    /// Forward pass, then `∂L/∂y` of every example's own (true-label) loss into
+    /// `ws.outputGradient`, unscaled. Returns the summed loss. `targets` is B×(C or 1).
     @discardableResult
-    public func lossAndGradient(_ x: UnsafePointer<T>, _ targets: UnsafePointer<T>, batch: Int, workspace ws: Workspace<T>,
-                                gradient: UnsafeMutablePointer<T>?) -> Double {
+    public func forwardLoss(_ x: UnsafePointer<T>, _ targets: UnsafePointer<T>, batch: Int, workspace ws: Workspace<T>) -> Double {
         forward(x, batch: batch, workspace: ws)
         let c = shape.outputCount, tw = loss == .mse ? c : 1
         var total = 0.0
         for b in 0..<batch {
             total += loss.lossAndGradient(y: ws.output + b * c, target: targets + b * tw, dy: ws.outputGradient + b * c, outputs: c)
         }
+        return total
+    }
+
+    /// Fills `Ds_l` of every layer with the per-example gradients of the true training loss
+    /// (the rank-one factors `DW̄ = Ds āᵀ` that fit and scoring contract with).
+    public func lossBackward(_ x: UnsafePointer<T>, _ targets: UnsafePointer<T>, batch: Int, workspace ws: Workspace<T>) {
+        forwardLoss(x, targets, batch: batch, workspace: ws)
+        backward(batch: batch, workspace: ws, gradient: nil)
+    }
+
+    /// Mean loss over the batch and its gradient (scaled by 1/B) into `gradient`.
+    /// `targets` is B×(C or 1).
+    @discardableResult
+    public func lossAndGradient(_ x: UnsafePointer<T>, _ targets: UnsafePointer<T>, batch: Int, workspace ws: Workspace<T>,
+                                gradient: UnsafeMutablePointer<T>?) -> Double {
+        let total = forwardLoss(x, targets, batch: batch, workspace: ws)
         if gradient != nil { backward(batch: batch, workspace: ws, gradient: gradient, scale: 1 / T(batch)) }
         return total / Double(batch)
     }
