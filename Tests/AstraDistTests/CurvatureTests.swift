@@ -124,7 +124,7 @@ final class CurvatureTests: XCTestCase {
 
     // MARK: (d) GGN-vector products
 
-    func checkGGNProduct(_ task: Dataset.Task, outputs c: Int) {
+    func checkGGNProduct(_ task: Dataset.Task, outputs c: Int) throws {
         let data = Self.makeData(task, n: 31, d: 4, c: c)
         let net = Self.trained([4, 6, 5, c], data)
         let shape = net.shape, q = 3
@@ -146,10 +146,21 @@ final class CurvatureTests: XCTestCase {
         XCTAssertLessThan(Self.maxDiff(zip(halves[0], halves[1]).map { $0 + $1 }, out), 1e-12)
         XCTAssertEqual(GGNProduct<Double>.sampleBatch(seed: 4, iteration: 2, size: 17, population: data.count), indices)
         XCTAssertNotEqual(GGNProduct<Double>.sampleBatch(seed: 4, iteration: 3, size: 17, population: data.count), indices)
+
+        // In the EK-FAC eigenbasis the product is Rᵀ G̃_B R y (R the block rotation): with
+        // y = Rᵀ v it must equal Rᵀ(G̃_B v).
+        let ekfac = try FitRunner.fit(network: net, data: data, shard: 0..<data.count, comm: SingleProcessCommunicator(), mode: .exact, seed: 1, batchSize: 8)
+        func rotated(_ block: [Double]) -> [Double] {
+            var r = block
+            r.withUnsafeMutableBufferPointer { ekfac.toEigenbasis(UnsafePointer($0.baseAddress!), queries: q, into: $0.baseAddress!) }
+            return r
+        }
+        let inEigenbasis = GGNProduct(network: net, data: data, queries: q, maxBatch: 5, eigenbasis: ekfac).apply(rotated(v), indices: indices[...])
+        XCTAssertLessThan(Self.maxDiff(inEigenbasis, rotated(out)) / max(1, Self.maxAbs(out)), 1e-10, "\(task): eigenbasis product ≠ Rᵀ G̃_B R y")
     }
 
-    func testGGNProductMSE() { checkGGNProduct(.regression, outputs: 2) }
-    func testGGNProductCrossEntropy() { checkGGNProduct(.classification, outputs: 3) }
+    func testGGNProductMSE() throws { try checkGGNProduct(.regression, outputs: 2) }
+    func testGGNProductCrossEntropy() throws { try checkGGNProduct(.classification, outputs: 3) }
 
     // MARK: Exact Hessian
 

@@ -6,7 +6,9 @@ import Foundation
 ///  - SNI / LiSSA: `d = r`, `x_0 = α v` (β = 0 by default: the Neumann partial sum
 ///    `α Σ_j (I − α(G+λI))^j v`); R chains with different batch seeds run in lockstep and
 ///    are averaged;
-///  - ASTRA: `d = (P + λI)⁻¹ r`, `x_0 = (P + λI)⁻¹ v` (so iteration 0 *is* EK-FAC-IF).
+///  - ASTRA: `d = (P + λI)⁻¹ r`, `x_0 = (P + λI)⁻¹ v` (so iteration 0 *is* EK-FAC-IF). It
+///    runs in the EK-FAC eigenbasis (`v`, `x` and `op` in eigen-coordinates), where
+///    `(P + λI)⁻¹` is the diagonal `1/(Λ + λ)`.
 /// Every step is a GEMM over the block of Q vectors; buffers are allocated once.
 enum NeumannSolvers {
     struct Outcome<T> {
@@ -20,8 +22,9 @@ enum NeumannSolvers {
         c == 0 ? seed : CounterRandom.mix(seed ^ (UInt64(c) &* 0xA24B_AED4_963E_E407))
     }
 
-    /// Runs sni or astra from `v` (Q·P values). `op` computes G̃_B for the block; `objective`
-    /// traces and detects divergence. Collective.
+    /// Runs sni or astra from `v` (Q·P values; astra: in the eigenbasis of `ekfac`, which `op`
+    /// must share). `op` computes G̃_B for the block; `objective` traces and detects
+    /// divergence. Collective.
     static func solve<T: BLASScalar>(_ v: [T], queries: Int, network: Network<T>, train: Dataset, ekfac: EKFAC?, options o: SolverOptions,
                                      op: DistributedGGN<T>, objective: SolverObjective<T>, comm: Communicator,
                                      onIterate: ((Int, UnsafeBufferPointer<T>) -> Void)?) throws -> Outcome<T> {
@@ -37,7 +40,7 @@ enum NeumannSolvers {
             alpha0 = lr
             objective.hint = "lower the solver learning rate (now \(lr)) or raise --damping"
         } else {
-            let estimate = try estimateLambdaMax(network: network, train: train, ekfac: preconditioned ? ekfac : nil, damping: damping,
+            let estimate = try estimateLambdaMax(network: network, train: train, eigenbasis: preconditioned ? ekfac : nil, damping: damping,
                                                  evaluationSet: objective.evaluationSet, iterations: o.powerIterations, comm: comm)
             lambdaMax = estimate
             alpha0 = o.learningRateScale / estimate
@@ -53,11 +56,12 @@ enum NeumannSolvers {
         var mean = chains > 1 ? [T](repeating: 0, count: count) : []
         let lam = T(damping), beta = T(o.momentum)
 
-        // x_0.
+        // x_0, and astra's diagonal preconditioner 1/(Λ + λ) (P values, shared by the queries).
+        var inverseDiagonal: [T] = []
         if preconditioned {
-            v.withUnsafeBufferPointer { vp in xs[0].withUnsafeMutableBufferPointer {
-                ekfac!.apply(vp.baseAddress!, queries: queries, damping: damping, into: $0.baseAddress!)
-            } }
+            xs[0] = v
+            xs[0].withUnsafeMutableBufferPointer { ekfac!.scaleInEigenbasis($0.baseAddress!, queries: queries, damping: damping, power: -1) }
+            inverseDiagonal = ekfac!.diagonal(damping: damping).map { T(1 / $0) }
         } else {
             let a = T(alpha0)
             for c in 0..<chains { for i in 0..<count { xs[c][i] = a * v[i] } }
@@ -83,11 +87,26 @@ enum NeumannSolvers {
                     for c in 0..<chains {
                         xs[c].withUnsafeMutableBufferPointer { xb in ms[c].withUnsafeMutableBufferPointer { mb in
                             let x = xb.baseAddress!, m = mb.baseAddress!
-                            // r = G̃_B x + λx − v (one allreduce)
+                            // r = G̃_B x + λx − v (one allreduce), then one fused pass:
+                            // d = r (astra: r/(Λ+λ)), m ← βm + d, x ← x − αm.
                             op.apply(x, into: rp, seed: chainSeed(o.seed, chain: c), iteration: it)
-                            for i in 0..<count { rp[i] += lam * x[i] - vp[i] }
-                            if preconditioned { ekfac!.apply(UnsafePointer(rp), queries: queries, damping: damping, into: rp) }
-                            for i in 0..<count { m[i] = beta * m[i] + rp[i]; x[i] -= alpha * m[i] }
+                            if preconditioned {
+                                inverseDiagonal.withUnsafeBufferPointer { dp in
+                                    let shape = network.shape
+                                    for l in 0..<shape.layerCount {
+                                        let n = shape.layer(l).parameterCount, d = dp.baseAddress! + shape.offset(l)
+                                        for q in 0..<queries {
+                                            let base = shape.blockOffset(l, queries: queries) + q * n
+                                            for k in 0..<n {
+                                                let i = base + k
+                                                m[i] = beta * m[i] + (rp[i] + lam * x[i] - vp[i]) * d[k]; x[i] -= alpha * m[i]
+                                            }
+                                        }
+                                    }
+                                }
+                            } else {
+                                for i in 0..<count { m[i] = beta * m[i] + (rp[i] + lam * x[i] - vp[i]); x[i] -= alpha * m[i] }
+                            }
                         } }
                     }
                     let done = it + 1
@@ -108,10 +127,10 @@ enum NeumannSolvers {
     }
 
     /// Largest eigenvalue of the damped GGN `G_E + λI` on the fixed evaluation batch E, or
-    /// with `ekfac` of the preconditioned operator `(P + λI)⁻¹(G_E + λI)` (similar to the
-    /// symmetric `D^{-½}(G_E + λI)D^{-½}`, `D = P + λI`, on which the power iteration runs,
-    /// its iterate kept in the EK-FAC eigenbasis where `D^{-½}` is diagonal). The estimate is
-    /// the last Rayleigh quotient (a lower bound that rises monotonically to λ_max).
+    /// with `eigenbasis` of the preconditioned operator `(P + λI)⁻¹(G_E + λI)` (similar to the
+    /// symmetric `D^{-½}(G_E + λI)D^{-½}`, `D = P + λI`, on which the power iteration runs in
+    /// the eigenbasis, where D is diagonal). The estimate is the last Rayleigh quotient (a
+    /// lower bound that rises monotonically to λ_max).
     ///
     /// Why E and not mini-batches: the largest Rayleigh quotient over random mini-batches is
     /// an extreme-value statistic of the batch noise (digits, B = 256: 11 to 37 over seeds
@@ -119,12 +138,13 @@ enum NeumannSolvers {
     /// seed. On E it is a property of the problem (digits: 11.9–12.5 after 15 steps, 12.5
     /// after 50), the start vector is fixed, and c carries the margin for batch noise.
     /// Collective; the same on every rank.
-    static func estimateLambdaMax<T: BLASScalar>(network: Network<T>, train: Dataset, ekfac: EKFAC?, damping: Double,
+    static func estimateLambdaMax<T: BLASScalar>(network: Network<T>, train: Dataset, eigenbasis: EKFAC?, damping: Double,
                                                  evaluationSet: [Int], iterations: Int, comm: Communicator) throws -> Double {
         let p = network.shape.parameterCount
-        let op = DistributedGGN(network: network, data: train, queries: 1, batchSize: 0, largestSet: evaluationSet.count, comm: comm)
+        let op = DistributedGGN(network: network, data: train, queries: 1, batchSize: 0, largestSet: evaluationSet.count,
+                                eigenbasis: eigenbasis, comm: comm)
         let slice = evaluationSet[blockRange(count: evaluationSet.count, rank: comm.rank, size: comm.size)]
-        let scale: [T]? = ekfac.map { $0.diagonal(damping: damping).map { T(1 / $0.squareRoot()) } }
+        let scale: [T] = eigenbasis.map { $0.diagonal(damping: damping).map { T(1 / $0.squareRoot()) } } ?? [T](repeating: 1, count: p)
         var rng = CounterRandom(seed: SolverObjective<T>.evaluationKey, purpose: .ggnBatch, index: UInt64.max - 1)
         var z = (0..<p).map { _ in rng.nextNormal() }
         let zn = z.reduce(0) { $0 + $1 * $1 }.squareRoot()
@@ -133,21 +153,12 @@ enum NeumannSolvers {
         let lam = T(damping)
         var rho = 0.0
         for _ in 0..<iterations {
-            zt.withUnsafeBufferPointer { zp in y.withUnsafeMutableBufferPointer { yb in g.withUnsafeMutableBufferPointer { gb in
-                let yp = yb.baseAddress!, gp = gb.baseAddress!
-                if let ekfac, let scale {
-                    for i in 0..<p { yp[i] = scale[i] * zp[i] }
-                    ekfac.fromEigenbasis(UnsafePointer(yp), queries: 1, into: yp)
-                } else {
-                    yp.update(from: zp.baseAddress!, count: p)
-                }
-                op.apply(UnsafePointer(yp), into: gp, slice: slice, total: evaluationSet.count)
-                for i in 0..<p { gp[i] += lam * yp[i] }
-                if let ekfac, let scale {
-                    ekfac.toEigenbasis(UnsafePointer(gp), queries: 1, into: gp)
-                    for i in 0..<p { gp[i] *= scale[i] }
-                }
-            } } }
+            // g = D^{-½}(G_E + λI)D^{-½} z
+            for i in 0..<p { y[i] = scale[i] * zt[i] }
+            y.withUnsafeBufferPointer { yp in g.withUnsafeMutableBufferPointer { gp in
+                op.apply(yp.baseAddress!, into: gp.baseAddress!, slice: slice, total: evaluationSet.count)
+            } }
+            for i in 0..<p { g[i] = scale[i] * (g[i] + lam * y[i]) }
             var norm = 0.0
             rho = 0
             for i in 0..<p { rho += zt[i].asDouble * g[i].asDouble; norm += g[i].asDouble * g[i].asDouble }

@@ -15,13 +15,13 @@ final class DistributedGGN<T: BLASScalar> {
     private let fullSlice: [Int]
 
     /// `largestSet`: the largest fixed set (e.g. the evaluation batch) `apply(_:positions:)` will see.
-    init(network: Network<T>, data: Dataset, queries: Int, batchSize: Int, largestSet: Int, comm: Communicator) {
+    init(network: Network<T>, data: Dataset, queries: Int, batchSize: Int, largestSet: Int, eigenbasis: EKFAC? = nil, comm: Communicator) {
         self.comm = comm; population = data.count; self.batchSize = batchSize
         fullSlice = Array(blockRange(count: data.count, rank: comm.rank, size: comm.size))
         let per = { (n: Int) in (n + comm.size - 1) / comm.size }
         let widest = max(per(batchSize == 0 ? data.count : batchSize), per(largestSet))
         // GEMMs are efficient from a few hundred rows; longer slices run in chunks.
-        product = GGNProduct(network: network, data: data, queries: queries, maxBatch: max(1, min(256, widest)))
+        product = GGNProduct(network: network, data: data, queries: queries, maxBatch: max(1, min(256, widest)), eigenbasis: eigenbasis)
     }
 
     /// `out = G̃_B v` with B the batch of `(seed, iteration)` (or the whole set). Collective.
@@ -71,7 +71,8 @@ final class SolverObjective<T: BLASScalar> {
     /// E (sorted positions) and this rank's slice of it.
     let evaluationSet: [Int]
     private let slice: ArraySlice<Int>
-    private var gx: [T]
+    /// G_E x, allocated at the first evaluation (Q·P values).
+    private var gx: [T] = []
 
     let label: String
     let progress: ((String) -> Void)?
@@ -79,6 +80,8 @@ final class SolverObjective<T: BLASScalar> {
     /// Text of the divergence hint ("lower --lr-scale (now 0.5) or raise --damping").
     var hint: String
     private(set) var trace: [TracePoint] = []
+    /// Seconds spent in `record`.
+    private(set) var seconds = 0.0
     private var initial: Double?
 
     /// The key of E: fixed, so E does not change with the solver seed.
@@ -97,12 +100,12 @@ final class SolverObjective<T: BLASScalar> {
         operator_ = op; shape = op.product.network.shape; self.queries = queries; self.damping = damping; self.v = v
         evaluationSet = Self.evaluationSet(count: evaluationBatch, population: op.population)
         slice = evaluationSet[blockRange(count: evaluationSet.count, rank: op.comm.rank, size: op.comm.size)]
-        gx = [T](repeating: 0, count: v.count)
         self.label = label; self.hint = hint; self.progress = progress; self.start = start
     }
 
     /// `h(x)` of every query (Q values). Collective.
     func perQuery(_ x: UnsafePointer<T>) -> [Double] {
+        if gx.isEmpty { gx = [T](repeating: 0, count: v.count) }
         gx.withUnsafeMutableBufferPointer { g in
             operator_.apply(x, into: g.baseAddress!, slice: slice, total: evaluationSet.count)
         }
@@ -127,6 +130,8 @@ final class SolverObjective<T: BLASScalar> {
     /// taken collectively, so every rank throws together. Returns the mean objective.
     @discardableResult
     func record(iteration k: Int, of total: Int, x: UnsafePointer<T>) throws -> Double {
+        let begin = Date()
+        defer { seconds += Date().timeIntervalSince(begin) }
         var local = true
         for i in 0..<v.count where !x[i].isFinite { local = false; break }
         // Agreed before the collective product, so no rank skips it alone.

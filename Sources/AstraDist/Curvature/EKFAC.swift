@@ -100,6 +100,23 @@ public struct EKFAC: Sendable {
         }
     }
 
+    /// Network parameters with each layer's output side in the eigenbasis, `Q_Sᵀ W̄_l` (P
+    /// values): tangents of an eigen-coordinate block then come out rotated,
+    /// `dA Wᵀ Q_S = dA (Q_Sᵀ W)ᵀ`, and `Ds W = (Ds Q_S)(Q_Sᵀ W)`.
+    public func outputRotatedWeights<T: BLASScalar>(_ w: UnsafePointer<T>) -> [T] {
+        var out = [T](repeating: 0, count: shape.parameterCount)
+        out.withUnsafeMutableBufferPointer { op in
+            for (l, f) in layers.enumerated() {
+                let o = f.outputs, k = f.inputs + 1, base = shape.offset(l)
+                f.withEigenvectors(T.self) { _, qS in
+                    T.gemm(transA: true, transB: false, m: o, n: k, k: o, alpha: 1, a: qS, lda: o, b: w + base, ldb: k,
+                           beta: 0, c: op.baseAddress! + base, ldc: k)
+                }
+            }
+        }
+        return out
+    }
+
     /// The inverse rotation: per layer and vector `out_q = Q_S Y_q Q_Aᵀ`. May run in place.
     public func fromEigenbasis<T: BLASScalar>(_ y: UnsafePointer<T>, queries: Int, into out: UnsafeMutablePointer<T>) {
         let temp = UnsafeMutablePointer<T>.allocate(capacity: max(1, queries * (layers.map(\.parameterCount).max() ?? 1)))
@@ -131,9 +148,9 @@ public struct EKFAC: Sendable {
         precondition(power == 1 || power == -1, "scaleInEigenbasis: power must be ±1")
         for (l, f) in layers.enumerated() {
             let e = kfac ? f.kfacLambda.data : f.lambda.data, n = f.parameterCount, base = y + queries * shape.offset(l)
-            let scale = e.map { power == 1 ? $0 + damping : 1 / ($0 + damping) }
+            let scale = e.map { T(power == 1 ? $0 + damping : 1 / ($0 + damping)) }
             scale.withUnsafeBufferPointer { s in
-                for q in 0..<queries { let b = base + q * n; for k in 0..<n { b[k] = T(b[k].asDouble * s[k]) } }
+                for q in 0..<queries { let b = base + q * n; for k in 0..<n { b[k] *= s[k] } }
             }
         }
     }

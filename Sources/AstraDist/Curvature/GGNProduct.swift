@@ -4,6 +4,13 @@
 /// 1[s_l > 0] ∘ dS_l`; output tangents times `H_L`; backward of that block through the same
 /// linearisation with per-layer block gradients.
 ///
+/// In the EK-FAC eigenbasis (`eigenbasis` given) the block holds eigen-coordinates `Y`
+/// (`dW̄ = Q_S Y Q_Aᵀ`) and the product is `Rᵀ G̃_B R Y`, R the block rotation. The batch is
+/// rotated instead of the block: `Ā Q_A` once per batch for all queries, the tangents
+/// `dS Q_S ⇄ dS` (B·Q·O² per layer each way) around the ReLU masks, and the weights
+/// `Q_Sᵀ W̄` once. That is about a third more work than the product itself, against
+/// Q·Σ_l 2·O(I+1)(O+I+1) to rotate the block in and out.
+///
 /// Distributed use: every rank passes its slice of one batch (the same `totalBatch` on all
 /// ranks); slices are summed by one allreduce of Q·P values and divided by `totalBatch`, so
 /// the result does not depend on the rank count (up to summation order).
@@ -16,38 +23,57 @@ public final class GGNProduct<T: BLASScalar> {
     public let queries: Int
     /// Largest number of examples forwarded at once (longer slices run in chunks).
     public let maxBatch: Int
+    /// The factors whose eigen-coordinates the blocks use (nil: parameter coordinates).
+    public let eigenbasis: EKFAC?
     private let ws: Workspace<T>
     private let x: UnsafeMutablePointer<T>
     private let y: UnsafeMutablePointer<T>
     /// Per layer B×(Q·O): tangents on the way forward, cotangents on the way back.
     private let tangents: [UnsafeMutablePointer<T>]
+    /// Eigenbasis only: `Q_Sᵀ W̄` (P values), per layer `Ā Q_A` (B×(I+1)), and one B×(Q·O) buffer.
+    private let rotatedWeights: [T]
+    private let rotatedInputs: [UnsafeMutablePointer<T>]
+    private let rotated: UnsafeMutablePointer<T>
 
-    /// Memory: maxBatch·(D + Q·Σ_l O_l) values of T plus a `Workspace`.
-    public init(network: Network<T>, data: Dataset, queries: Int, maxBatch: Int) {
+    /// Memory: maxBatch·(D + Q·Σ_l O_l) values of T plus a `Workspace`; in the eigenbasis
+    /// also P + maxBatch·(Σ_l (I_l+1) + Q·max_l O_l).
+    public init(network: Network<T>, data: Dataset, queries: Int, maxBatch: Int, eigenbasis: EKFAC? = nil) {
         precondition(queries > 0 && maxBatch > 0, "GGNProduct: queries and maxBatch must be positive")
         precondition(data.featureCount == network.shape.inputCount && data.outputCount == network.shape.outputCount,
                      "GGNProduct: data (D \(data.featureCount), C \(data.outputCount)) does not fit network \(network.shape)")
-        self.network = network; self.data = data; self.queries = queries; self.maxBatch = maxBatch
+        precondition(eigenbasis.map { $0.shape == network.shape } ?? true, "GGNProduct: factors for another network")
+        self.network = network; self.data = data; self.queries = queries; self.maxBatch = maxBatch; self.eigenbasis = eigenbasis
+        let layers = network.shape.layers
         ws = Workspace(shape: network.shape, capacity: maxBatch)
         x = .allocate(capacity: maxBatch * data.featureCount)
         y = .allocate(capacity: maxBatch * data.targetWidth)
-        tangents = network.shape.layers.map { .allocate(capacity: maxBatch * queries * $0.outputs) }
+        tangents = layers.map { .allocate(capacity: maxBatch * queries * $0.outputs) }
+        if let eigenbasis {
+            rotatedWeights = network.parameters.withUnsafeBufferPointer { eigenbasis.outputRotatedWeights($0.baseAddress!) }
+            rotatedInputs = layers.map { .allocate(capacity: maxBatch * $0.augmented) }
+            rotated = .allocate(capacity: maxBatch * queries * layers.map(\.outputs).max()!)
+        } else {
+            rotatedWeights = []; rotatedInputs = []; rotated = .allocate(capacity: 1)
+        }
     }
-    deinit { x.deallocate(); y.deallocate(); tangents.forEach { $0.deallocate() } }
+    deinit { x.deallocate(); y.deallocate(); tangents.forEach { $0.deallocate() }; rotatedInputs.forEach { $0.deallocate() }; rotated.deallocate() }
 
     /// Values in one block: Q·P.
     public var blockCount: Int { queries * network.shape.parameterCount }
 
     /// `out = (1/totalBatch) Σ_ranks Σ_{n∈indices} J_nᵀ H_L,n J_n v` for the block `v`
-    /// (Q·P values, layout of `NetworkShape`). `indices` are positions in `data` (repeats
-    /// allowed; may be empty on some ranks). Collective over `comm` if given.
-    /// Complexity: about 6·|indices|·Q·P multiply-adds, in GEMMs.
+    /// (Q·P values, layout of `NetworkShape`; eigen-coordinates if `eigenbasis` is set).
+    /// `indices` are positions in `data` (repeats allowed; may be empty on some ranks).
+    /// Collective over `comm` if given.
+    /// Complexity: about 6·|indices|·Q·P multiply-adds, in GEMMs (eigenbasis: plus
+    /// 2·|indices|·Q·Σ_l O_l²).
     public func apply(_ v: UnsafePointer<T>, indices: ArraySlice<Int>, into out: UnsafeMutablePointer<T>, comm: Communicator?, totalBatch: Int) {
         precondition(totalBatch > 0, "GGNProduct.apply: totalBatch must be positive")
-        let shape = network.shape, layers = shape.layers, q = queries, count = blockCount
+        let shape = network.shape, layers = shape.layers, q = queries, count = blockCount, last = layers.count - 1
         if indices.isEmpty { out.initialize(repeating: 0, count: count) }
         var start = indices.startIndex, first = true
-        network.parameters.withUnsafeBufferPointer { wp in
+        let weights = eigenbasis == nil ? network.parameters : rotatedWeights
+        weights.withUnsafeBufferPointer { wp in
             let w = wp.baseAddress!
             while start < indices.endIndex {
                 let end = min(start + maxBatch, indices.endIndex), b = end - start
@@ -55,26 +81,47 @@ public final class GGNProduct<T: BLASScalar> {
                 network.forward(x, batch: b, workspace: ws)
                 // Forward-mode tangents; the masked tangent of layer l is dA of layer l+1.
                 for (l, layer) in layers.enumerated() {
-                    layer.tangent(abar: ws.abar[l], da: l == 0 ? nil : UnsafePointer(tangents[l - 1]), directions: v + q * shape.offset(l),
-                                  weights: w + shape.offset(l), ds: tangents[l], batch: b, queries: q)
-                    if l + 1 < layers.count { Self.reluMask(tangents[l], s: ws.s[l], batch: b, queries: q, width: layer.outputs) }
+                    withBasis(l) { qA, qS in
+                        let da = l == 0 ? nil : UnsafePointer(tangents[l - 1]), dirs = v + q * shape.offset(l), wl = w + shape.offset(l)
+                        if let qA, let qS {
+                            layer.rotateInputs(abar: ws.abar[l], eigenvectorsA: qA, batch: b, into: rotatedInputs[l])
+                            layer.tangent(abar: rotatedInputs[l], da: da, directions: dirs, weights: wl, ds: rotated, batch: b, queries: q)
+                            layer.rotateOutputs(rotated, eigenvectorsS: qS, rows: b * q, inverse: true, into: tangents[l])
+                        } else {
+                            layer.tangent(abar: ws.abar[l], da: da, directions: dirs, weights: wl, ds: tangents[l], batch: b, queries: q)
+                        }
+                    }
+                    if l < last { Self.reluMask(tangents[l], s: ws.s[l], batch: b, queries: q, width: layer.outputs) }
                 }
-                network.loss.applyOutputHessian(y: ws.output, dy: tangents[layers.count - 1], batch: b, queries: q, outputs: shape.outputCount)
+                network.loss.applyOutputHessian(y: ws.output, dy: tangents[last], batch: b, queries: q, outputs: shape.outputCount)
+                // 1/|B| on the output cotangents (B·Q·C values) rather than on the Q·P result.
+                let scale = 1 / T(totalBatch)
+                for k in 0..<(b * q * shape.outputCount) { tangents[last][k] *= scale }
                 // Backward of the block; later chunks add into `out`.
-                for l in stride(from: layers.count - 1, through: 0, by: -1) {
+                for l in stride(from: last, through: 0, by: -1) {
                     let layer = layers[l]
-                    layer.blockGradient(ds: tangents[l], abar: ws.abar[l], beta: first ? 0 : 1, out: out + q * shape.offset(l), batch: b, queries: q)
-                    guard l > 0 else { break }
-                    layer.blockBackwardInput(ds: tangents[l], weights: w + shape.offset(l), da: tangents[l - 1], batch: b, queries: q)
-                    Self.reluMask(tangents[l - 1], s: ws.s[l - 1], batch: b, queries: q, width: layer.inputs)
+                    withBasis(l) { _, qS in
+                        var ds = UnsafePointer(tangents[l]), abar = UnsafePointer(ws.abar[l])
+                        if let qS {
+                            layer.rotateOutputs(ds, eigenvectorsS: qS, rows: b * q, inverse: false, into: rotated)
+                            ds = UnsafePointer(rotated); abar = UnsafePointer(rotatedInputs[l])
+                        }
+                        layer.blockGradient(ds: ds, abar: abar, beta: first ? 0 : 1, out: out + q * shape.offset(l), batch: b, queries: q)
+                        if l > 0 { layer.blockBackwardInput(ds: ds, weights: w + shape.offset(l), da: tangents[l - 1], batch: b, queries: q) }
+                    }
+                    if l > 0 { Self.reluMask(tangents[l - 1], s: ws.s[l - 1], batch: b, queries: q, width: layer.inputs) }
                 }
                 first = false
                 start = end
             }
         }
-        let scale = 1 / T(totalBatch)
-        for k in 0..<count { out[k] *= scale }
         comm?.allreduceSum(out, count: count)
+    }
+
+    /// Runs `body` with layer l's eigenvector pointers (nil, nil in parameter coordinates).
+    @inline(__always)
+    private func withBasis(_ l: Int, _ body: (UnsafePointer<T>?, UnsafePointer<T>?) -> Void) {
+        if let e = eigenbasis { e.layers[l].withEigenvectors(T.self) { body($0, $1) } } else { body(nil, nil) }
     }
 
     /// Array form of `apply` (Q·P values in and out).

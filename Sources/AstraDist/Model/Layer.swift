@@ -24,6 +24,18 @@ public protocol Layer: Sendable {
     /// Block input gradient: `Da[b,q,:] = Ds[b,q,:] W`, Da (B·Q)×I.
     func blockBackwardInput<T: BLASScalar>(ds: UnsafePointer<T>, weights: UnsafePointer<T>, da: UnsafeMutablePointer<T>, batch: Int, queries: Int)
 
+    // MARK: The EK-FAC eigenbasis: a block `Y` in eigen-coordinates is `W̄ = Q_S Y Q_Aᵀ`, so
+    // `W̄ ā = Q_S Y (Q_Aᵀ ā)` and `Q_Sᵀ(Ds āᵀ)Q_A = (Q_Sᵀ Ds)(Q_Aᵀ ā)ᵀ`: rotating the batch
+    // once serves every query.
+
+    /// `out = Ā Q_A` (B×(I+1)): the augmented inputs in the input factor's eigenbasis.
+    /// `qA` is (I+1)×(I+1) row-major, columns eigenvectors.
+    func rotateInputs<T: BLASScalar>(abar: UnsafePointer<T>, eigenvectorsA qA: UnsafePointer<T>, batch: Int, into out: UnsafeMutablePointer<T>)
+    /// `out = D Q_S` (into the output factor's eigenbasis) or, with `inverse`, `out = D Q_Sᵀ`
+    /// (back), for `rows` output-side vectors D (rows×O; e.g. B·Q tangents).
+    func rotateOutputs<T: BLASScalar>(_ d: UnsafePointer<T>, eigenvectorsS qS: UnsafePointer<T>, rows: Int, inverse: Bool,
+                                      into out: UnsafeMutablePointer<T>)
+
     // MARK: Curvature (spec §3): Kronecker-factor statistics and the eigenvalue correction.
 
     /// Side of the input factor `A` (I+1 for a linear layer).
@@ -96,6 +108,15 @@ public struct LinearLayer: Layer, Equatable {
     public func blockBackwardInput<T: BLASScalar>(ds: UnsafePointer<T>, weights: UnsafePointer<T>, da: UnsafeMutablePointer<T>, batch: Int, queries: Int) {
         backwardInput(ds: ds, weights: weights, da: da, batch: batch * queries)
     }
+    public func rotateInputs<T: BLASScalar>(abar: UnsafePointer<T>, eigenvectorsA qA: UnsafePointer<T>, batch: Int, into out: UnsafeMutablePointer<T>) {
+        T.gemm(transA: false, transB: false, m: batch, n: augmented, k: augmented, alpha: 1,
+               a: abar, lda: augmented, b: qA, ldb: augmented, beta: 0, c: out, ldc: augmented)
+    }
+    public func rotateOutputs<T: BLASScalar>(_ d: UnsafePointer<T>, eigenvectorsS qS: UnsafePointer<T>, rows: Int, inverse: Bool,
+                                             into out: UnsafeMutablePointer<T>) {
+        T.gemm(transA: false, transB: inverse, m: rows, n: outputs, k: outputs, alpha: 1,
+               a: d, lda: outputs, b: qS, ldb: outputs, beta: 0, c: out, ldc: outputs)
+    }
 }
 
 // MARK: Curvature contractions of a fully connected layer (spec §3).
@@ -119,8 +140,7 @@ extension LinearLayer {
                                                               scratch: UnsafeMutablePointer<T>, into u2: UnsafeMutablePointer<T>) {
         guard batch > 0 else { return }
         // U = Ds Q_S (B×O): row b is (Q_Sᵀ Ds_b)ᵀ.
-        T.gemm(transA: false, transB: false, m: batch, n: outputs, k: outputs, alpha: 1,
-               a: ds, lda: outputs, b: qS, ldb: outputs, beta: 0, c: scratch, ldc: outputs)
+        rotateOutputs(ds, eigenvectorsS: qS, rows: batch, inverse: false, into: scratch)
         for k in 0..<(batch * outputs) { let u = scratch[k]; u2[k] += u * u }
     }
     public func accumulateEigenCorrection<T: BLASScalar>(abar: UnsafePointer<T>, rotatedOutputSquares u2: UnsafePointer<T>, eigenvectorsA qA: UnsafePointer<T>,
@@ -128,8 +148,7 @@ extension LinearLayer {
         guard batch > 0 else { return }
         let w = scratch, lambda = scratch + batch * augmented
         // W = Ā Q_A (B×(I+1)), squared in place.
-        T.gemm(transA: false, transB: false, m: batch, n: augmented, k: augmented, alpha: 1,
-               a: abar, lda: augmented, b: qA, ldb: augmented, beta: 0, c: w, ldc: augmented)
+        rotateInputs(abar: abar, eigenvectorsA: qA, batch: batch, into: w)
         for k in 0..<(batch * augmented) { let v = w[k]; w[k] = v * v }
         // (U²)ᵀ W² (O×(I+1)): every example's rank-one correction in one GEMM.
         T.gemm(transA: true, transB: false, m: outputs, n: augmented, k: batch, alpha: 1,

@@ -146,27 +146,52 @@ extension Benchmark {
         func timed<R>(_ body: () throws -> R) rethrows -> (R, Double) {
             ctx.comm.barrier(); let t = now(); let r = try body(); return (r, ctx.comm.allreduceMax(now() - t))
         }
-        let ((_, v), tg) = timed { net.measurementGradients(queries: ctx.data.queries) }
+        let (v, tg) = timed { net.measurementGradients(queries: ctx.data.queries) }
         parts.append(ScorePart(name: "query gradients", seconds: tg, gflop: nil, gflops: nil))
-        var x = v
+        var x: SolvedBlock<Float>? = nil
         for m in methods {
             var o = SolverOptions(method: m, damping: damping)
             if m == .sni { o.iterations = sniIterations }
-            if !m.isIterative { o.traceEvery = 0 }   // as `score` does: no objective for direct methods
-            let ((xm, report), ts) = try timed { try IHVPSolver.solve(v, queries: q, network: net, train: ctx.data.train, ekfac: ekfac, options: o, comm: ctx.comm, progress: { ctx.log("bench: " + $0) }) }
-            // GGN products: 6·B·Q·P FLOPs per iteration (forward tangents, H_L, backward).
-            let g = m.isIterative ? Double(report.iterations) * 6 * Double(o.batchSize) * Double(q) * p : nil
+            // Direct methods: no objective, as in `score`. Iterative ones: every 10 iterations,
+            // for the iteration match below; the evaluations are timed apart.
+            o.traceEvery = m.isIterative ? 10 : 0
+            let ((xm, report), ts) = try timed { try IHVPSolver.solve(v, network: net, train: ctx.data.train, ekfac: ekfac, options: o, comm: ctx.comm, progress: { ctx.log("bench: " + $0) }) }
+            // GGN products: the iterations, the objective evaluations on E, the power iteration.
+            let e = report.evaluationExamples, eigen = m.usesEigenbasis
+            let g = m.isIterative ? Double(report.iterations) * ggnProductFLOPs(ctx.shape, batch: o.batchSize, queries: q, eigenbasis: eigen)
+                + Double(report.trace.count) * ggnProductFLOPs(ctx.shape, batch: e, queries: q, eigenbasis: eigen)
+                + Double(o.powerIterations) * ggnProductFLOPs(ctx.shape, batch: e, queries: 1, eigenbasis: eigen) : nil
             parts.append(ScorePart(name: "solve \(m.rawValue) (\(report.iterations) iterations)", seconds: ts, gflop: g.map { $0 / 1e9 }, gflops: g.map { $0 / ts / 1e9 }))
+            if m.isIterative {
+                let te = ctx.comm.allreduceMax(report.evaluationSeconds)
+                parts.append(ScorePart(name: "  of which \(report.trace.count) objective evaluations on |E| = \(e)", seconds: te, gflop: nil, gflops: nil))
+            }
             if m.isIterative { traces[m.rawValue] = report.trace.map { [Double($0.iteration), $0.objective] } }
             if m == .ekfac { x = xm }
         }
         let shard = blockRange(count: n, rank: ctx.comm.rank, size: ctx.comm.size)
-        let (_, tc) = timed { ScoreContraction(network: net, queries: q, featureCount: ctx.data.train.featureCount, targetWidth: ctx.data.train.targetWidth).scores(block: x, train: ctx.data.train, rows: shard) }
+        let block = x ?? SolvedBlock(values: v.parameterBlock(), queries: q, eigenbasis: nil)
+        let (_, tc) = timed { ScoreContraction(network: net, queries: q, featureCount: ctx.data.train.featureCount, targetWidth: ctx.data.train.targetWidth).scores(block, train: ctx.data.train, rows: shard) }
         let cf = 2 * Double(q) * Double(n) * p
         parts.append(ScorePart(name: "contraction", seconds: tc, gflop: cf / 1e9, gflops: cf / tc / 1e9))
         var match: Int? = nil
         if let sni = traces["sni"]?.last?[1], let astra = traces["astra"] { match = astra.first { $0[1] <= sni }.map { Int($0[0]) } }
         return ScoreResult(setting: ctx.config.setting, ranks: ctx.comm.size, queries: q, trainSize: n, parts: parts, traces: traces,
                            astraIterationsToMatchSNI: match, sniIterations: sniIterations, sgemmPeakGFLOPS: peak)
+    }
+
+    /// FLOPs (2 per multiply-add) of one GGN product over `batch` examples for Q vectors: per
+    /// layer the tangent and block-gradient GEMMs (2·B·Q·O(I+1) each) and, past the first
+    /// layer, the input tangent and input gradient (2·B·Q·O·I each); in the eigenbasis also
+    /// the tangent rotations (2 × 2·B·Q·O²) and `Ā Q_A` (2·B·(I+1)²).
+    static func ggnProductFLOPs(_ shape: NetworkShape, batch: Int, queries: Int, eigenbasis: Bool) -> Double {
+        let b = Double(batch), q = Double(queries)
+        return shape.layers.enumerated().reduce(0.0) { sum, e in
+            let (l, layer) = e
+            let o = Double(layer.outputs), i = Double(layer.inputs)
+            var f = 4 * b * q * o * (i + 1) + (l > 0 ? 4 * b * q * o * i : 0)
+            if eigenbasis { f += 4 * b * q * o * o + 2 * b * (i + 1) * (i + 1) }
+            return sum + f
+        }
     }
 }

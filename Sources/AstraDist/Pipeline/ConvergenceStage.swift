@@ -43,7 +43,8 @@ public enum ConvergenceStage {
         let (gtAll, masks) = try GroundTruthStage.load(ctx)
         let qAll = ctx.data.queries.count, q = min(opt.queries, qAll), n = ctx.data.train.count
         let gt = (0..<masks.count).flatMap { j in (0..<q).map { gtAll[j * qAll + $0] } }
-        let (_, v) = net.measurementGradients(queries: ctx.data.queries.subset(Array(0..<q)))
+        let g = net.measurementGradients(queries: ctx.data.queries.subset(Array(0..<q)))
+        let v = g.parameterBlock()
         let damping = opt.damping ?? ctx.config.damping
         let shard = blockRange(count: n, rank: ctx.comm.rank, size: ctx.comm.size)
         let contraction = ScoreContraction(network: net, queries: q, featureCount: ctx.data.train.featureCount, targetWidth: ctx.data.train.targetWidth)
@@ -52,7 +53,9 @@ public enum ConvergenceStage {
         let evalRows = GGNProduct<Float>.sampleBatch(seed: 0xE7A1, iteration: 0, size: evalSize, population: n)
         let ggn = GGNProduct(network: net, data: ctx.data.train, queries: q, maxBatch: 256)
 
-        func objective(_ x: [Float]) -> Double {
+        /// h(x) on the evaluation batch, in parameter coordinates.
+        func objective(_ solved: SolvedBlock<Float>) -> Double {
+            let x = solved.parameterBlock()
             var gx = [Float](repeating: 0, count: x.count)
             let mine = evalRows[blockRange(count: evalSize, rank: ctx.comm.rank, size: ctx.comm.size)]
             x.withUnsafeBufferPointer { xp in gx.withUnsafeMutableBufferPointer { gp in
@@ -62,9 +65,9 @@ public enum ConvergenceStage {
             for i in 0..<x.count { h += 0.5 * Double(x[i]) * (Double(gx[i]) + damping * Double(x[i])) - Double(x[i]) * Double(v[i]) }
             return h / Double(q)
         }
-        func lds(_ x: [Float]) throws -> Double {
+        func lds(_ x: SolvedBlock<Float>) throws -> Double {
             var tau = [Float](repeating: 0, count: q * n)
-            let part = contraction.scores(block: x, train: ctx.data.train, rows: shard)
+            let part = contraction.scores(x, train: ctx.data.train, rows: shard)
             for i in 0..<q { for j in 0..<shard.count { tau[i * n + shard.lowerBound + j] = part[i * shard.count + j] } }
             ctx.comm.allreduceSum(&tau)
             return try LDS.evaluate(masks: masks, groundTruth: gt, scores: tau, queries: q).mean
@@ -72,9 +75,10 @@ public enum ConvergenceStage {
         /// One solve; objective and LDS at the checkpoints.
         func trajectory(_ o: SolverOptions) throws -> [(Int, Double, Double)] {
             let marks = Set(checkpoints(upTo: o.iterations))
-            var stored: [(Int, [Float])] = []
-            _ = try IHVPSolver.solve(v, queries: q, network: net, train: ctx.data.train, ekfac: ekfac, options: o, comm: ctx.comm, progress: nil) { k, x in
-                if marks.contains(k) { stored.append((k, Array(x))) }
+            var stored: [(Int, SolvedBlock<Float>)] = []
+            let basis = o.method.usesEigenbasis ? ekfac : nil
+            _ = try IHVPSolver.solve(g, network: net, train: ctx.data.train, ekfac: ekfac, options: o, comm: ctx.comm, progress: nil) { k, x in
+                if marks.contains(k) { stored.append((k, SolvedBlock(values: Array(x), queries: q, eigenbasis: basis))) }
             }
             return try stored.map { ($0.0, objective($0.1), try lds($0.1)) }
         }
@@ -103,7 +107,7 @@ public enum ConvergenceStage {
         for rate in opt.sniRates {
             var o = SolverOptions(method: .sni, damping: damping)
             o.iterations = opt.sniIterations; o.learningRate = rate; o.traceEvery = 0
-            let final: Double? = (try? IHVPSolver.solve(v, queries: q, network: net, train: ctx.data.train, ekfac: nil, options: o, comm: ctx.comm, progress: nil))
+            let final: Double? = (try? IHVPSolver.solve(g, network: net, train: ctx.data.train, ekfac: nil, options: o, comm: ctx.comm, progress: nil))
                 .map { objective($0.x) }.flatMap { $0.isFinite ? $0 : nil }
             sweep[String(rate)] = final
             if let f = final, best == nil || f < best!.1 { best = (rate, f) }

@@ -62,8 +62,7 @@ public enum ScoreStage {
 
         for seed in ctx.seeds {
             let (net, model) = try ctx.loadModel(seed: seed)
-            let needsFactors = [.kfac, .ekfac, .astra].contains(req.method)
-            let ekfac = needsFactors ? try FitStage.load(ctx, seed: seed, model: model) : nil
+            let ekfac = req.method.usesEigenbasis ? try FitStage.load(ctx, seed: seed, model: model) : nil
             ctx.log("score: \(req.method.rawValue), seed \(seed): \(q) queries × \(n) training examples on \(comm.size) rank(s) in \(groups) query group(s)")
             var seconds: [String: Double] = ["queryGradients": 0, "solve": 0, "contraction": 0]
             var local = [Float](), reports: [SolverReport] = []
@@ -71,16 +70,16 @@ public enum ScoreStage {
             while blockStart < myQueries.upperBound {
                 let block = blockStart..<min(blockStart + req.queryBlock, myQueries.upperBound)
                 var t = now()
-                let (_, v) = net.measurementGradients(queries: querySet.data.subset(Array(block)))
+                let v = net.measurementGradients(queries: querySet.data.subset(Array(block)))
                 seconds["queryGradients"]! += now() - t
                 t = now()
-                let (x, report) = try IHVPSolver.solve(v, queries: block.count, network: net, train: ctx.data.train, ekfac: ekfac,
+                let (x, report) = try IHVPSolver.solve(v, network: net, train: ctx.data.train, ekfac: ekfac,
                                                        options: req.options, comm: gcomm, progress: group == 0 ? { ctx.log("score: " + $0) } : nil)
                 seconds["solve"]! += now() - t
                 reports.append(report)
                 t = now()
                 let tau = ScoreContraction(network: net, queries: block.count, featureCount: ctx.data.train.featureCount,
-                                           targetWidth: ctx.data.train.targetWidth).scores(block: x, train: ctx.data.train, rows: shard)
+                                           targetWidth: ctx.data.train.targetWidth).scores(x, train: ctx.data.train, rows: shard)
                 seconds["contraction"]! += now() - t
                 local += tau
                 blockStart = block.upperBound
