@@ -14,7 +14,7 @@ func runBenchmark(_ o: Options, _ comm: Communicator) throws {
     case "score":
         let methods = try (o.list("methods") ?? ["ekfac", "astra", "sni"]).map(solverMethod)
         json = try e.encode(Benchmark.score(ctx, methods: methods, sniIterations: try o.int("iterations", min: 1) ?? 2000,
-                                            damping: try o.double("damping") ?? ctx.config.damping))
+                                            damping: try o.double("damping") ?? ctx.config.damping, groups: try o.int("query-groups", min: 1)))
     default: throw AstraError("bench: unknown benchmark '\(what)'; choose train, fit or score")
     }
     if comm.isRoot {

@@ -184,6 +184,7 @@ let commands: [Command] = [
                                        OptionSpec(name: "fisher", value: "MODE", help: "fit: sampled (default) or exact"),
                                        OptionSpec(name: "methods", value: "LIST", help: "score: solvers to time (default ekfac,astra,sni)"),
                                        OptionSpec(name: "iterations", value: "K", help: "score: SNI iterations (default 2000)"),
+                                       OptionSpec(name: "query-groups", value: "G", help: "score: query groups, as in `score` (default: the same cost model)"),
                                        OptionSpec(name: "damping", value: "X", help: "score: damping (default: the setting's)"),
                                        OptionSpec(name: "out", value: "FILE", help: "also write the JSON result to FILE")]) { o, comm in
         try runBenchmark(o, comm)
@@ -206,7 +207,8 @@ let solverSpecs: [OptionSpec] = [
     OptionSpec(name: "solver-momentum", value: "X", help: "heavy-ball momentum (astra 0.9, sni 0)"),
     OptionSpec(name: "lissa-repeats", value: "R", help: "sni: independent runs averaged (default 1)"),
     OptionSpec(name: "solver-seed", value: "S", help: "seed of the solver's mini-batches (default 0)"),
-    OptionSpec(name: "trace-every", value: "K", help: "evaluate the objective every K iterations (default 10)"),
+    OptionSpec(name: "trace-every", value: "K", help: "evaluate the objective every K iterations (default 50)"),
+    OptionSpec(name: "power-iterations", value: "K", help: "power iterations estimating λ_max for the automatic step (default 20)"),
     OptionSpec(name: "exact-limit", value: "P", help: "largest parameter count the exact solver accepts (default 8000)"),
 ]
 
@@ -230,6 +232,7 @@ func solverOptions(_ o: Options, method: SolverMethod, ctx: RunContext) throws -
     if !method.isIterative && !o.has("trace") { s.traceEvery = 0 }
     if let v = try o.int("trace-every", min: 0) { s.traceEvery = v }
     if let v = try o.int("exact-limit", min: 1) { s.exactLimit = v }
+    if let v = try o.int("power-iterations", min: 1) { s.powerIterations = v }
     try s.validate()
     return s
 }

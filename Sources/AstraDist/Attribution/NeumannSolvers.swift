@@ -30,7 +30,7 @@ enum NeumannSolvers {
                                      onIterate: ((Int, UnsafeBufferPointer<T>) -> Void)?) throws -> Outcome<T> {
         let preconditioned = o.method == .astra
         precondition(o.method.isIterative, "NeumannSolvers: \(o.method) is not iterative")
-        if preconditioned && ekfac == nil { throw AstraError("astra needs EK-FAC factors: run `fit` first (or choose --solver sni)") }
+        if preconditioned && ekfac == nil { throw AstraError("astra needs EK-FAC factors: run `fit` first (or choose --method sni)") }
         let label = o.method.rawValue, damping = o.damping, count = v.count, k = o.iterations
 
         // Step size: given, or c/λ_max by power iteration (spec §5).

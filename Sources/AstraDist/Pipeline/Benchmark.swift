@@ -122,9 +122,12 @@ extension Benchmark {
     public struct ScoreResult: Codable, Sendable {
         public var setting: String
         public var ranks: Int
+        /// Query groups of the 2-D grid (as in `score`).
+        public var queryGroups: Int
         public var queries: Int
         public var trainSize: Int
         public var parts: [ScorePart]
+        /// Objective traces are those of query group 0 (mean over its queries).
         /// Objective trace of each iterative method (iteration, objective).
         public var traces: [String: [[Double]]]
         /// First ASTRA iteration whose objective is at or below SNI's final one (nil: never).
@@ -134,19 +137,25 @@ extension Benchmark {
     }
 
     /// Times the parts of `score` for the first model: query gradients, each solver, and the
-    /// contraction (2·Q·N·P FLOPs). Collective; rank 0 reports the slowest rank's times.
-    public static func score(_ ctx: RunContext, methods: [SolverMethod], sniIterations: Int, damping: Double) throws -> ScoreResult {
+    /// contraction (2·Q·N·P FLOPs), on the grid `score` uses (`groups` query groups, default
+    /// `ScoreStage.defaultGroups`). Collective; rank 0 reports the slowest rank's times.
+    public static func score(_ ctx: RunContext, methods: [SolverMethod], sniIterations: Int, damping: Double, groups: Int? = nil) throws -> ScoreResult {
         setBLASThreads(ctx.threads)
         let peak = sgemmPeak()
         let seed = ctx.seeds[0]
         let (net, model) = try ctx.loadModel(seed: seed)
         let ekfac = try? FitStage.load(ctx, seed: seed, model: model)
         let q = ctx.data.queries.count, n = ctx.data.train.count, p = Double(ctx.shape.parameterCount)
+        let g = groups ?? ScoreStage.defaultGroups(ranks: ctx.comm.size, queries: q)
+        guard g <= q, ctx.comm.size % g == 0 else { throw AstraError("bench: --query-groups \(g) must divide the \(ctx.comm.size) ranks and not exceed the \(q) queries") }
+        let perGroup = ctx.comm.size / g, group = ctx.comm.rank / perGroup
+        let gcomm = g == 1 ? ctx.comm : ctx.comm.split(color: group, key: ctx.comm.rank)
+        let myQueries = ctx.data.queries.subset(Array(blockRange(count: q, rank: group, size: g)))
         var parts: [ScorePart] = [], traces: [String: [[Double]]] = [:]
         func timed<R>(_ body: () throws -> R) rethrows -> (R, Double) {
             ctx.comm.barrier(); let t = now(); let r = try body(); return (r, ctx.comm.allreduceMax(now() - t))
         }
-        let (v, tg) = timed { net.measurementGradients(queries: ctx.data.queries) }
+        let (v, tg) = timed { net.measurementGradients(queries: myQueries) }
         parts.append(ScorePart(name: "query gradients", seconds: tg, gflop: nil, gflops: nil))
         var x: SolvedBlock<Float>? = nil
         for m in methods {
@@ -155,12 +164,13 @@ extension Benchmark {
             // Direct methods: no objective, as in `score`. Iterative ones: every 10 iterations,
             // for the iteration match below; the evaluations are timed apart.
             o.traceEvery = m.isIterative ? 10 : 0
-            let ((xm, report), ts) = try timed { try IHVPSolver.solve(v, network: net, train: ctx.data.train, ekfac: ekfac, options: o, comm: ctx.comm, progress: { ctx.log("bench: " + $0) }) }
+            let ((xm, report), ts) = try timed { try IHVPSolver.solve(v, network: net, train: ctx.data.train, ekfac: ekfac, options: o, comm: gcomm,
+                                                                             progress: group == 0 ? { ctx.log("bench: " + $0) } : nil) }
             // GGN products: the iterations, the objective evaluations on E, the power iteration.
             let e = report.evaluationExamples, eigen = m.usesEigenbasis
             let g = m.isIterative ? Double(report.iterations) * ggnProductFLOPs(ctx.shape, batch: o.batchSize, queries: q, eigenbasis: eigen)
                 + Double(report.trace.count) * ggnProductFLOPs(ctx.shape, batch: e, queries: q, eigenbasis: eigen)
-                + Double(o.powerIterations) * ggnProductFLOPs(ctx.shape, batch: e, queries: 1, eigenbasis: eigen) : nil
+                + Double(g * o.powerIterations) * ggnProductFLOPs(ctx.shape, batch: e, queries: 1, eigenbasis: eigen) : nil
             parts.append(ScorePart(name: "solve \(m.rawValue) (\(report.iterations) iterations)", seconds: ts, gflop: g.map { $0 / 1e9 }, gflops: g.map { $0 / ts / 1e9 }))
             if m.isIterative {
                 let te = ctx.comm.allreduceMax(report.evaluationSeconds)
@@ -169,14 +179,14 @@ extension Benchmark {
             if m.isIterative { traces[m.rawValue] = report.trace.map { [Double($0.iteration), $0.objective] } }
             if m == .ekfac { x = xm }
         }
-        let shard = blockRange(count: n, rank: ctx.comm.rank, size: ctx.comm.size)
-        let block = x ?? SolvedBlock(values: v.parameterBlock(), queries: q, eigenbasis: nil)
-        let (_, tc) = timed { ScoreContraction(network: net, queries: q, featureCount: ctx.data.train.featureCount, targetWidth: ctx.data.train.targetWidth).scores(block, train: ctx.data.train, rows: shard) }
+        let shard = blockRange(count: n, rank: gcomm.rank, size: gcomm.size)
+        let block = x ?? SolvedBlock(values: v.parameterBlock(), queries: v.queries, eigenbasis: nil)
+        let (_, tc) = timed { ScoreContraction(network: net, queries: v.queries, featureCount: ctx.data.train.featureCount, targetWidth: ctx.data.train.targetWidth).scores(block, train: ctx.data.train, rows: shard) }
         let cf = 2 * Double(q) * Double(n) * p
         parts.append(ScorePart(name: "contraction", seconds: tc, gflop: cf / 1e9, gflops: cf / tc / 1e9))
         var match: Int? = nil
         if let sni = traces["sni"]?.last?[1], let astra = traces["astra"] { match = astra.first { $0[1] <= sni }.map { Int($0[0]) } }
-        return ScoreResult(setting: ctx.config.setting, ranks: ctx.comm.size, queries: q, trainSize: n, parts: parts, traces: traces,
+        return ScoreResult(setting: ctx.config.setting, ranks: ctx.comm.size, queryGroups: g, queries: q, trainSize: n, parts: parts, traces: traces,
                            astraIterationsToMatchSNI: match, sniIterations: sniIterations, sgemmPeakGFLOPS: peak)
     }
 
