@@ -17,6 +17,13 @@ final class DistributedScoreTests: XCTestCase {
         try NPY.read("\(dir)/scores/\(name)/seed-0.npy").values(Float.self)
     }
 
+    func finalObjective(_ dir: String, _ name: String) throws -> Double {
+        let meta = try JSONDecoder().decode(ScoreMetadata.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/scores/\(name)/seed-0.json")))
+        let h = try XCTUnwrap(meta.solver["finalObjective"].flatMap(Double.init))
+        XCTAssertEqual(meta.objectiveTrace.last?[1], h, "the trace ends at the recorded objective")
+        return h
+    }
+
     /// Tolerance: the float32 GGN products are summed in another order on each grouping; over
     /// 30 ASTRA iterations this moves scores by ~1e-6 of their scale (measured), asserted ≤ 1e-4.
     func testScoresAreRankCountAndGroupingInvariant() throws {
@@ -25,13 +32,16 @@ final class DistributedScoreTests: XCTestCase {
             (0, [], "n1"), (2, [], "n2"), (4, ["--query-groups", "1"], "n4g1"), (4, ["--query-groups", "2"], "n4g2"), (4, ["--query-groups", "4"], "n4g4"),
         ]
         for method in ["ekfac", "astra"] {
-            var results: [[Float]] = []
+            var results: [[Float]] = [], objectives: [Double] = []
             for (ranks, extra, tag) in runs {
                 let r = try TestSupport.run(["score", "--workdir", dir, "--method", method, "--iterations", "30", "--solver-batch", "64",
                                              "--name", "\(method)-\(tag)"] + extra, ranks: ranks)
                 XCTAssertEqual(r.status, 0, r.stderr)
                 results.append(try scores(dir, "\(method)-\(tag)"))
+                if method == "astra" { objectives.append(try finalObjective(dir, "\(method)-\(tag)")) }
             }
+            // The recorded objective is the mean over all queries, whatever the grouping.
+            for h in objectives.dropFirst() { XCTAssertEqual(h, objectives[0], accuracy: 1e-4 * abs(objectives[0])) }
             let scale = Double(results[0].map(abs).max()!)
             XCTAssertGreaterThan(scale, 0)
             for (k, res) in results.enumerated().dropFirst() {

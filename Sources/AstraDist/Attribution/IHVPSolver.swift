@@ -42,7 +42,7 @@ public enum IHVPSolver {
         func report(_ iterations: Int, _ lr: Double?, _ lambdaMax: Double?, _ objective: SolverObjective<T>?) -> SolverReport {
             SolverReport(method: method, iterations: iterations, learningRate: lr, lambdaMax: lambdaMax, trace: objective?.trace ?? [],
                          finalObjective: objective?.trace.last?.objective ?? 0, evaluationExamples: objective?.evaluationSet.count ?? 0,
-                         seconds: Date().timeIntervalSince(start), evaluationSeconds: objective?.seconds ?? 0)
+                         seconds: Date().timeIntervalSince(start), evaluationSeconds: objective?.seconds ?? 0, queries: queries)
         }
         guard queries > 0 else { return (SolvedBlock(values: [], queries: 0, eigenbasis: basis), report(0, nil, nil, nil)) }
 

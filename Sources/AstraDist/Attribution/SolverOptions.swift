@@ -135,4 +135,21 @@ public struct SolverReport: Codable, Sendable {
     public var seconds: Double
     /// Of `seconds`, those spent evaluating the objective.
     public var evaluationSeconds: Double
+    /// Q, the vectors solved.
+    public var queries: Int
+}
+
+extension SolverReport {
+    /// The objective of several solves of one run (query groups, query blocks) as one: per
+    /// trace point the query-weighted mean of h (each h is a mean over its queries), seconds
+    /// the slowest. Empty unless every trace has the same iterations.
+    public static func meanTrace(_ reports: [SolverReport]) -> [TracePoint] {
+        guard let first = reports.first, reports.allSatisfy({ $0.trace.map(\.iteration) == first.trace.map(\.iteration) }) else { return [] }
+        let total = Double(reports.map(\.queries).reduce(0, +))
+        return first.trace.indices.map { i in
+            TracePoint(iteration: first.trace[i].iteration,
+                       objective: reports.map { Double($0.queries) * $0.trace[i].objective }.reduce(0, +) / max(total, 1),
+                       seconds: reports.map { $0.trace[i].seconds }.max()!)
+        }
+    }
 }

@@ -9,6 +9,7 @@ public struct ScoreMetadata: Codable, Sendable {
     public var damping: Double
     /// Solver settings and its report (iterations, learning rate, final objective).
     public var solver: [String: String]
+    /// [iteration, h] pairs: the mean over all queries (query-weighted over groups and blocks).
     public var objectiveTrace: [[Double]]
     public var seconds: [String: Double]
     public var modelHash: String

@@ -22,7 +22,7 @@ public enum ScoreStage {
         public var top: Int
         /// Output directory under `scores/` (default: the method's name).
         public var name: String?
-        /// CSV file for the objective trace of the first query block.
+        /// CSV file for the objective trace (query-weighted mean over groups and blocks).
         public var tracePath: String?
         public init(method: SolverMethod, options: SolverOptions, queries: QuerySet?, groups: Int?, queryBlock: Int, top: Int,
                     name: String? = nil, tracePath: String? = nil) {
@@ -108,8 +108,9 @@ public enum ScoreStage {
                 let groupReports = try allReports.map { try JSONDecoder().decode([SolverReport].self, from: Data($0)) }.flatMap { $0 }
                 let meta = metadata(ctx, req, seed: seed, model: model, querySet: querySet, reports: groupReports, seconds: seconds)
                 try ScoreFiles.write(scores, queries: q, trainSize: n, metadata: meta, ws: ctx.workspace)
-                if let path = req.tracePath, let r = groupReports.first {
-                    try AtomicFile.write("iteration,objective,seconds\n" + r.trace.map { "\($0.iteration),\($0.objective),\($0.seconds)" }.joined(separator: "\n") + "\n", to: path)
+                if let path = req.tracePath {
+                    let trace = SolverReport.meanTrace(groupReports)
+                    try AtomicFile.write("iteration,objective,seconds\n" + trace.map { "\($0.iteration),\($0.objective),\($0.seconds)" }.joined(separator: "\n") + "\n", to: path)
                 }
                 if req.top > 0 { try writeTop(scores, queries: q, train: ctx.data.train, k: req.top, meta: meta, ctx: ctx) }
                 ctx.log(String(format: "score: seed %llu done: query gradients %.2f s, solve %.2f s, contraction %.2f s", seed,
@@ -127,12 +128,10 @@ public enum ScoreStage {
             solver["iterations"] = "\(r.iterations)"
             if let lr = r.learningRate { solver["learningRate"] = "\(lr)" }
             if let l = r.lambdaMax { solver["lambdaMax"] = "\(l)" }
-            if reports.allSatisfy({ !$0.trace.isEmpty }) {
-                solver["finalObjective"] = "\(reports.map(\.finalObjective).reduce(0, +) / Double(reports.count))"
-            }
+            if let last = SolverReport.meanTrace(reports).last { solver["finalObjective"] = "\(last.objective)" }
         }
         solver["batchSize"] = "\(o.batchSize)"; solver["momentum"] = "\(o.momentum)"; solver["seed"] = "\(o.seed)"
-        let trace = reports.first?.trace.map { [Double($0.iteration), $0.objective] } ?? []
+        let trace = SolverReport.meanTrace(reports).map { [Double($0.iteration), $0.objective] }
         var h = ContentHash()
         h.update(querySet.data.globalIndex.map { Int64($0) }); h.update(querySet.data.inputs); h.update(querySet.data.targets)
         return ScoreMetadata(method: req.name ?? req.method.rawValue, seed: seed, damping: o.damping, solver: solver, objectiveTrace: trace, seconds: seconds,
