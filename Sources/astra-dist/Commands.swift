@@ -203,7 +203,7 @@ let solverSpecs: [OptionSpec] = [
     OptionSpec(name: "iterations", value: "K", help: "solver iterations (astra 200, sni 2000)"),
     OptionSpec(name: "solver-batch", value: "B", help: "GGN mini-batch per iteration, drawn with replacement (default 256; 0 = full batch)"),
     OptionSpec(name: "solver-lr", value: "X", help: "fixed solver step α (default: automatic, α = c/λ_max)"),
-    OptionSpec(name: "lr-scale", value: "C", help: "c of the automatic step α = c/λ_max (astra 0.2, sni 1)"),
+    OptionSpec(name: "lr-scale", value: "C", help: "c of the automatic step α = c/λ_max (astra 0.1, sni 1)"),
     OptionSpec(name: "solver-momentum", value: "X", help: "heavy-ball momentum (astra 0.9, sni 0)"),
     OptionSpec(name: "lissa-repeats", value: "R", help: "sni: independent runs averaged (default 1)"),
     OptionSpec(name: "solver-seed", value: "S", help: "seed of the solver's mini-batches (default 0)"),

@@ -83,7 +83,7 @@ final class SolverTests: XCTestCase {
             let p = try Self.problem(task, widths: [4, 8, 6, c])
             let damping = 0.05
             let exact = try Self.exact(p, damping: damping)
-            for (method, iterations) in [(SolverMethod.astra, 400), (.sni, 2000)] {
+            for (method, iterations) in [(SolverMethod.astra, 800), (.sni, 2000)] {
                 let r = try Self.solve(p, Self.fullBatch(method, damping: damping, iterations: iterations))
                 let err = Self.relativeError(r.x, exact)
                 XCTAssertLessThanOrEqual(err, 1e-3, "\(task) \(method): relative error \(err) after \(iterations) full-batch iterations")
