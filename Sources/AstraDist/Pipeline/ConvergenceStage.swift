@@ -133,7 +133,8 @@ public enum ConvergenceStage {
 
     static func write(_ r: Result, to dir: String) throws {
         var csv = "method,learning_rate,iteration,objective_mean,objective_se,lds_mean,lds_se\n"
-        for c in r.curves { for p in c.points { csv += "\(c.method),\(c.learningRate),\(p.iteration),\(p.objective),\(p.objectiveSE),\(p.lds),\(p.ldsSE)\n" } }
+        // The learning-rate label holds a comma ("c/λ_max, c = 0.1"): quoted, RFC 4180.
+        for c in r.curves { for p in c.points { csv += "\(c.method),\"\(c.learningRate)\",\(p.iteration),\(p.objective),\(p.objectiveSE),\(p.lds),\(p.ldsSE)\n" } }
         try AtomicFile.write(csv, to: dir + "/convergence.csv")
         try WorkDirectory.writeJSON(r, to: dir + "/convergence.json")
         for (metric, label) in [("objective", "objective h(x) (mean over queries)"), ("lds", "LDS (mean over queries)")] {
