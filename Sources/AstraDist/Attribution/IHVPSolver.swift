@@ -47,14 +47,17 @@ public enum IHVPSolver {
         guard queries > 0 else { return (SolvedBlock(values: [], queries: 0, eigenbasis: basis), report(0, nil, nil, nil)) }
 
         let rhs = basis.map { v.eigenBlock($0) } ?? v.parameterBlock()
+        /// identity: x = v; kfac, ekfac: x = (P + λI)⁻¹ v, a diagonal scaling in the eigenbasis.
+        func solveDirectly(_ x: inout [T]) {
+            guard method == .kfac || method == .ekfac else { return }
+            x.withUnsafeMutableBufferPointer {
+                ekfac!.scaleInEigenbasis($0.baseAddress!, queries: queries, damping: options.damping, kfac: method == .kfac, power: -1)
+            }
+        }
         // Direct methods without a trace: no objective, and x takes over rhs's storage.
         if !method.isIterative && method != .exact && options.traceEvery == 0 {
             var x = consume rhs
-            if method != .identity {
-                x.withUnsafeMutableBufferPointer {
-                    ekfac!.scaleInEigenbasis($0.baseAddress!, queries: queries, damping: options.damping, kfac: method == .kfac, power: -1)
-                }
-            }
+            solveDirectly(&x)
             return (SolvedBlock(values: x, queries: queries, eigenbasis: basis), report(0, nil, nil, nil))
         }
         let op = DistributedGGN(network: network, data: train, queries: queries, batchSize: options.batchSize,
@@ -63,13 +66,9 @@ public enum IHVPSolver {
                                         label: method.rawValue, hint: "raise --damping", progress: progress, start: start)
         var x: [T]
         switch method {
-        case .identity:
+        case .identity, .kfac, .ekfac:
             x = rhs
-        case .kfac, .ekfac:
-            x = rhs
-            x.withUnsafeMutableBufferPointer {
-                ekfac!.scaleInEigenbasis($0.baseAddress!, queries: queries, damping: options.damping, kfac: method == .kfac, power: -1)
-            }
+            solveDirectly(&x)
         case .exact:
             x = try ExactSolver.solve(rhs, queries: queries, network: network, train: train, damping: options.damping,
                                       limit: options.exactLimit, comm: comm, progress: progress)
