@@ -127,8 +127,8 @@ extension Benchmark {
         public var queries: Int
         public var trainSize: Int
         public var parts: [ScorePart]
-        /// Objective traces are those of query group 0 (mean over its queries).
-        /// Objective trace of each iterative method (iteration, objective).
+        /// Objective trace of each iterative method (iteration, objective), from query group 0
+        /// (mean over its queries).
         public var traces: [String: [[Double]]]
         /// First ASTRA iteration whose objective is at or below SNI's final one (nil: never).
         public var astraIterationsToMatchSNI: Int?
@@ -168,15 +168,17 @@ extension Benchmark {
                                                                              progress: group == 0 ? { ctx.log("bench: " + $0) } : nil) }
             // GGN products: the iterations, the objective evaluations on E, the power iteration.
             let e = report.evaluationExamples, eigen = m.usesEigenbasis
-            let g = m.isIterative ? Double(report.iterations) * ggnProductFLOPs(ctx.shape, batch: o.batchSize, queries: q, eigenbasis: eigen)
+            // (every query group runs its own power iteration)
+            let flops = m.isIterative ? Double(report.iterations) * ggnProductFLOPs(ctx.shape, batch: o.batchSize, queries: q, eigenbasis: eigen)
                 + Double(report.trace.count) * ggnProductFLOPs(ctx.shape, batch: e, queries: q, eigenbasis: eigen)
                 + Double(g * o.powerIterations) * ggnProductFLOPs(ctx.shape, batch: e, queries: 1, eigenbasis: eigen) : nil
-            parts.append(ScorePart(name: "solve \(m.rawValue) (\(report.iterations) iterations)", seconds: ts, gflop: g.map { $0 / 1e9 }, gflops: g.map { $0 / ts / 1e9 }))
+            parts.append(ScorePart(name: "solve \(m.rawValue) (\(report.iterations) iterations)", seconds: ts, gflop: flops.map { $0 / 1e9 },
+                                   gflops: flops.map { $0 / ts / 1e9 }))
             if m.isIterative {
                 let te = ctx.comm.allreduceMax(report.evaluationSeconds)
                 parts.append(ScorePart(name: "  of which \(report.trace.count) objective evaluations on |E| = \(e)", seconds: te, gflop: nil, gflops: nil))
+                traces[m.rawValue] = report.trace.map { [Double($0.iteration), $0.objective] }
             }
-            if m.isIterative { traces[m.rawValue] = report.trace.map { [Double($0.iteration), $0.objective] } }
             if m == .ekfac { x = xm }
         }
         let shard = blockRange(count: n, rank: gcomm.rank, size: gcomm.size)
