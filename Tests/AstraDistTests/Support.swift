@@ -91,13 +91,18 @@ enum TestSupport {
 extension TestSupport {
     static let roots = DataRoots(digits: repo + "/data/digits/digits.csv.gz", concrete: sharedData + "/concrete/concrete.csv",
                                  mnist: sharedData + "/mnist", fashionMNIST: "/usr/share/datasets/fashion-mnist")
-    static func config(_ setting: String) -> ExperimentConfig { try! Presets.config(setting, dataRoot: roots) }
-    static func prepared(_ setting: String) -> PreparedData { try! PreparedData.load(config(setting)) }
+    static func config(_ setting: String) throws -> ExperimentConfig { try Presets.config(setting, dataRoot: roots) }
+    /// The preset's data; a missing file fails the test with `TestDataMissing` (not a crash
+    /// that would end the whole suite).
+    static func prepared(_ config: ExperimentConfig) throws -> PreparedData {
+        do { return try PreparedData.load(config) } catch { throw TestDataMissing("\(error)") }
+    }
+    static func prepared(_ setting: String) throws -> PreparedData { try prepared(config(setting)) }
 
     /// Trains the preset's first model in Float, one BLAS thread.
-    static func trainPreset(_ setting: String) -> (Network<Float>, PreparedData) {
+    static func trainPreset(_ setting: String) throws -> (Network<Float>, PreparedData) {
         setBLASThreads(1)
-        let c = config(setting), data = try! PreparedData.load(c)
+        let c = try config(setting), data = try prepared(c)
         let shape = NetworkShape(widths: [data.train.featureCount] + c.hidden + [data.train.outputCount])
         return (Trainer<Float>(shape: shape, recipe: c.recipe).train(on: data.train, seed: 0), data)
     }
