@@ -209,6 +209,7 @@ let solverSpecs: [OptionSpec] = [
     OptionSpec(name: "solver-seed", value: "S", help: "seed of the solver's mini-batches (default 0)"),
     OptionSpec(name: "trace-every", value: "K", help: "evaluate the objective every K iterations (default 50)"),
     OptionSpec(name: "power-iterations", value: "K", help: "power iterations estimating λ_max for the automatic step (default 20)"),
+    OptionSpec(name: "backoff-window", value: "W", help: "per query, halve the step and restart the window when the mean mini-batch objective of W iterations rises (astra 10, sni 0 = off)"),
     OptionSpec(name: "exact-limit", value: "P", help: "largest parameter count the exact solver accepts (default 8000)"),
 ]
 
@@ -233,6 +234,7 @@ func solverOptions(_ o: Options, method: SolverMethod, ctx: RunContext) throws -
     if let v = try o.int("trace-every", min: 0) { s.traceEvery = v }
     if let v = try o.int("exact-limit", min: 1) { s.exactLimit = v }
     if let v = try o.int("power-iterations", min: 1) { s.powerIterations = v }
+    if let v = try o.int("backoff-window", min: 0) { s.backoffWindow = v }
     try s.validate()
     return s
 }

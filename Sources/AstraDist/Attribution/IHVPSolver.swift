@@ -39,8 +39,8 @@ public enum IHVPSolver {
             }
         }
         let basis = method.usesEigenbasis ? ekfac : nil
-        func report(_ iterations: Int, _ lr: Double?, _ lambdaMax: Double?, _ objective: SolverObjective<T>?) -> SolverReport {
-            SolverReport(method: method, iterations: iterations, learningRate: lr, lambdaMax: lambdaMax, trace: objective?.trace ?? [],
+        func report(_ iterations: Int, _ lr: Double?, _ lambdaMax: Double?, _ objective: SolverObjective<T>?, backoffs: Int? = nil) -> SolverReport {
+            SolverReport(method: method, iterations: iterations, learningRate: lr, backoffs: backoffs, lambdaMax: lambdaMax, trace: objective?.trace ?? [],
                          finalObjective: objective?.trace.last?.objective ?? 0, evaluationExamples: objective?.evaluationSet.count ?? 0,
                          seconds: Date().timeIntervalSince(start), evaluationSeconds: objective?.seconds ?? 0, queries: queries)
         }
@@ -63,6 +63,7 @@ public enum IHVPSolver {
         let op = DistributedGGN(network: network, data: train, queries: queries, batchSize: options.batchSize,
                                 largestSet: min(options.evaluationBatch, train.count), eigenbasis: basis, comm: comm)
         let objective = SolverObjective(operator: op, v: rhs, queries: queries, damping: options.damping, evaluationBatch: options.evaluationBatch,
+                                        checkBatch: options.batchSize == 0 ? options.evaluationBatch : options.batchSize,
                                         label: method.rawValue, hint: "raise --damping", progress: progress, start: start)
         var x: [T]
         switch method {
@@ -76,10 +77,10 @@ public enum IHVPSolver {
             let out = try NeumannSolvers.solve(rhs, queries: queries, network: network, train: train, ekfac: basis, options: options,
                                                op: op, objective: objective, comm: comm, onIterate: onIterate)
             let final = objective.trace.last?.objective ?? .nan
-            progress?(String(format: "%@: done, %d iterations, objective %.6e, %.2f s", method.rawValue, options.iterations, final,
-                             Date().timeIntervalSince(start)))
+            progress?(String(format: "%@: done, %d iterations, objective %.6e, %d step back-offs, %.2f s", method.rawValue, options.iterations,
+                             final, out.backoffs, Date().timeIntervalSince(start)))
             return (SolvedBlock(values: out.x, queries: queries, eigenbasis: basis),
-                    report(options.iterations, out.learningRate, out.lambdaMax, objective))
+                    report(options.iterations, out.learningRate, out.lambdaMax, objective, backoffs: out.backoffs))
         }
         let solved = SolvedBlock(values: x, queries: queries, eigenbasis: basis)
         // (Direct methods evaluate the objective only on request: on E it costs a GGN product

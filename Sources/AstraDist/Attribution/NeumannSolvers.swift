@@ -15,6 +15,7 @@ enum NeumannSolvers {
         var x: [T]
         var learningRate: Double
         var lambdaMax: Double?
+        var backoffs: Int
     }
 
     /// Batch seed of LiSSA chain c (chain 0 uses the solver seed itself).
@@ -66,6 +67,7 @@ enum NeumannSolvers {
             let a = T(alpha0)
             for c in 0..<chains { for i in 0..<count { xs[c][i] = a * v[i] } }
         }
+        var backoff = StepBackoff(window: o.backoffWindow, chains: chains, queries: queries, start: xs)
 
         /// The estimate the solver returns: chain 0, or the mean of the chains.
         func estimate(_ body: (UnsafeBufferPointer<T>) throws -> Void) rethrows {
@@ -79,51 +81,57 @@ enum NeumannSolvers {
             try objective.record(iteration: 0, of: k, x: x.baseAddress!)
             onIterate?(0, x)
         }
-        if k > 0 {
-            try v.withUnsafeBufferPointer { vb in try r.withUnsafeMutableBufferPointer { rb in
-                let vp = vb.baseAddress!, rp = rb.baseAddress!
-                for it in 0..<k {
-                    let alpha = T(alpha0 * pow(o.decayFactor, Double(it / o.decayEvery)))
-                    for c in 0..<chains {
-                        xs[c].withUnsafeMutableBufferPointer { xb in ms[c].withUnsafeMutableBufferPointer { mb in
-                            let x = xb.baseAddress!, m = mb.baseAddress!
-                            // r = G̃_B x + λx − v (one allreduce), then one fused pass:
-                            // d = r (astra: r/(Λ+λ)), m ← βm + d, x ← x − αm.
-                            op.apply(x, into: rp, seed: chainSeed(o.seed, chain: c), iteration: it)
-                            if preconditioned {
-                                inverseDiagonal.withUnsafeBufferPointer { dp in
-                                    let shape = network.shape
-                                    for l in 0..<shape.layerCount {
-                                        let n = shape.layer(l).parameterCount, d = dp.baseAddress! + shape.offset(l)
-                                        for q in 0..<queries {
-                                            let base = shape.blockOffset(l, queries: queries) + q * n
-                                            for k in 0..<n {
-                                                let i = base + k
-                                                m[i] = beta * m[i] + (rp[i] + lam * x[i] - vp[i]) * d[k]; x[i] -= alpha * m[i]
-                                            }
-                                        }
+        let shape = network.shape
+        func checkBackoff(after done: Int) throws {
+            guard backoff.checks(after: done) else { return }
+            for c in 0..<chains {
+                let h = xs[c].withUnsafeBufferPointer { objective.perQuery($0.baseAddress!, onCheckSet: true) }
+                // Non-finite: let the objective report the divergence (every rank agrees).
+                if !h.allSatisfy(\.isFinite) { try xs[c].withUnsafeBufferPointer { _ = try objective.record(iteration: done, of: k, x: $0.baseAddress!) } }
+                backoff.check(h, chain: c, x: &xs[c], momentum: &ms[c], shape: shape)
+            }
+        }
+        try checkBackoff(after: 0)
+        for it in 0..<k {
+            let schedule = alpha0 * pow(o.decayFactor, Double(it / o.decayEvery))
+            for c in 0..<chains {
+                // r = G̃_B x (one allreduce), then one fused pass per query block:
+                // d = r + λx − v (astra: divided by Λ + λ), m ← βm + d, x ← x − α_q m.
+                xs[c].withUnsafeMutableBufferPointer { xb in ms[c].withUnsafeMutableBufferPointer { mb in r.withUnsafeMutableBufferPointer { rb in
+                    v.withUnsafeBufferPointer { vb in inverseDiagonal.withUnsafeBufferPointer { db in
+                        let x = xb.baseAddress!, m = mb.baseAddress!, rp = rb.baseAddress!, vp = vb.baseAddress!
+                        op.apply(x, into: rp, seed: chainSeed(o.seed, chain: c), iteration: it)
+                        for q in 0..<queries {
+                            let alpha = T(schedule * backoff.stepScale(chain: c, query: q))
+                            for l in 0..<shape.layerCount {
+                                let n = shape.layer(l).parameterCount, base = shape.blockOffset(l, queries: queries) + q * n
+                                if preconditioned {
+                                    let d = db.baseAddress! + shape.offset(l)
+                                    for j in 0..<n {
+                                        let i = base + j
+                                        m[i] = beta * m[i] + (rp[i] + lam * x[i] - vp[i]) * d[j]; x[i] -= alpha * m[i]
                                     }
+                                } else {
+                                    for i in base..<(base + n) { m[i] = beta * m[i] + (rp[i] + lam * x[i] - vp[i]); x[i] -= alpha * m[i] }
                                 }
-                            } else {
-                                for i in 0..<count { m[i] = beta * m[i] + (rp[i] + lam * x[i] - vp[i]); x[i] -= alpha * m[i] }
                             }
-                        } }
-                    }
-                    let done = it + 1
-                    if SolverObjective<T>.isTracePoint(done, every: o.traceEvery, last: k) || onIterate != nil {
-                        try estimate { x in
-                            if SolverObjective<T>.isTracePoint(done, every: o.traceEvery, last: k) {
-                                try objective.record(iteration: done, of: k, x: x.baseAddress!)
-                            }
-                            onIterate?(done, x)
                         }
-                    }
+                    } }
+                } } }
+            }
+            let done = it + 1
+            try checkBackoff(after: done)
+            let traced = SolverObjective<T>.isTracePoint(done, every: o.traceEvery, last: k)
+            if traced || onIterate != nil {
+                try estimate { x in
+                    if traced { try objective.record(iteration: done, of: k, x: x.baseAddress!) }
+                    onIterate?(done, x)
                 }
-            } }
+            }
         }
         var x = xs[0]
         if chains > 1 { estimate { x = Array($0) } }
-        return Outcome(x: x, learningRate: alpha0, lambdaMax: lambdaMax)
+        return Outcome(x: x, learningRate: alpha0, lambdaMax: lambdaMax, backoffs: backoff.count)
     }
 
     /// Largest eigenvalue of the damped GGN `G_E + λI` on the fixed evaluation batch E, or

@@ -71,6 +71,9 @@ final class SolverObjective<T: BLASScalar> {
     /// E (sorted positions) and this rank's slice of it.
     let evaluationSet: [Int]
     private let slice: ArraySlice<Int>
+    /// C ⊆ E, the smaller fixed set of the step back-off checks, and this rank's slice.
+    let checkSet: [Int]
+    private let checkSlice: ArraySlice<Int>
     /// G_E x, allocated at the first evaluation (Q·P values).
     private var gx: [T] = []
 
@@ -95,19 +98,22 @@ final class SolverObjective<T: BLASScalar> {
         return Array(rng.permutation(population).prefix(count)).sorted()
     }
 
-    init(operator op: DistributedGGN<T>, v: [T], queries: Int, damping: Double, evaluationBatch: Int,
+    /// `checkBatch`: |C|, the first examples of E's draw (so C ⊆ E), clipped to |E|.
+    init(operator op: DistributedGGN<T>, v: [T], queries: Int, damping: Double, evaluationBatch: Int, checkBatch: Int,
          label: String, hint: String, progress: ((String) -> Void)?, start: Date) {
         operator_ = op; shape = op.product.network.shape; self.queries = queries; self.damping = damping; self.v = v
         evaluationSet = Self.evaluationSet(count: evaluationBatch, population: op.population)
         slice = evaluationSet[blockRange(count: evaluationSet.count, rank: op.comm.rank, size: op.comm.size)]
+        checkSet = Self.evaluationSet(count: min(checkBatch, evaluationBatch), population: op.population)
+        checkSlice = checkSet[blockRange(count: checkSet.count, rank: op.comm.rank, size: op.comm.size)]
         self.label = label; self.hint = hint; self.progress = progress; self.start = start
     }
 
-    /// `h(x)` of every query (Q values). Collective.
-    func perQuery(_ x: UnsafePointer<T>) -> [Double] {
+    /// `h(x)` of every query (Q values) on E, or with `onCheckSet` on C. Collective.
+    func perQuery(_ x: UnsafePointer<T>, onCheckSet: Bool = false) -> [Double] {
         if gx.isEmpty { gx = [T](repeating: 0, count: v.count) }
         gx.withUnsafeMutableBufferPointer { g in
-            operator_.apply(x, into: g.baseAddress!, slice: slice, total: evaluationSet.count)
+            operator_.apply(x, into: g.baseAddress!, slice: onCheckSet ? checkSlice : slice, total: onCheckSet ? checkSet.count : evaluationSet.count)
         }
         return gx.withUnsafeBufferPointer { g in v.withUnsafeBufferPointer { vp in
             let xgx = perQueryDots(x, g.baseAddress!, shape: shape, queries: queries)

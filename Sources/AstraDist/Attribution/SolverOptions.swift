@@ -58,6 +58,14 @@ public struct SolverOptions: Codable, Equatable, Sendable {
     public var exactLimit: Int
     /// Power iterations for the automatic learning rate.
     public var powerIterations: Int
+    /// W of the step back-off (astra 10, sni 0 = off): every W iterations each query's
+    /// objective is evaluated on a fixed check set C (the first B examples of E's draw, so a
+    /// check costs about one iteration) and compared with its value at the query's restart
+    /// point. If it rose, the query returns to the restart point, its momentum is cleared and
+    /// its step halved; otherwise the current iterate becomes the restart point. A fixed
+    /// `c/λ_max` oscillates on some models and not others (mini-batch noise amplified by
+    /// momentum; docs/solver-defaults.md); the back-off catches it per query.
+    public var backoffWindow: Int
 
     /// The defaults of `method`.
     public init(method: SolverMethod, damping: Double) {
@@ -76,6 +84,7 @@ public struct SolverOptions: Codable, Equatable, Sendable {
         evaluationBatch = 1024
         exactLimit = 8000
         powerIterations = 20
+        backoffWindow = method == .astra ? 10 : 0
     }
 
     /// Default c of `α = c/λ_max` (measured on digits, Concrete and MNIST,
@@ -103,6 +112,7 @@ public struct SolverOptions: Codable, Equatable, Sendable {
         guard evaluationBatch >= 1 else { throw bad("evaluation batch must be ≥ 1 (got \(evaluationBatch))") }
         guard exactLimit >= 1 else { throw bad("--exact-limit must be ≥ 1 (got \(exactLimit))") }
         guard powerIterations >= 1 else { throw bad("power iterations must be ≥ 1 (got \(powerIterations))") }
+        guard backoffWindow >= 0 else { throw bad("--backoff-window must be ≥ 0 (0 = off; got \(backoffWindow))") }
     }
 }
 
@@ -125,6 +135,8 @@ public struct SolverReport: Codable, Sendable {
     public var iterations: Int
     /// The initial step α actually used (iterative methods).
     public var learningRate: Double?
+    /// Step back-offs taken, summed over queries (and LiSSA chains); nil for direct methods.
+    public var backoffs: Int?
     /// The power-iteration estimate of λ_max (automatic learning rate only): of
     /// `(P + λI)⁻¹(G̃ + λI)` for astra, of `G̃ + λI` for sni.
     public var lambdaMax: Double?
