@@ -17,8 +17,12 @@ final class DistributedScoreTests: XCTestCase {
         try NPY.read("\(dir)/scores/\(name)/seed-0.npy").values(Float.self)
     }
 
+    func metadata(_ dir: String, _ name: String) throws -> ScoreMetadata {
+        try JSONDecoder().decode(ScoreMetadata.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/scores/\(name)/seed-0.json")))
+    }
+
     func finalObjective(_ dir: String, _ name: String) throws -> Double {
-        let meta = try JSONDecoder().decode(ScoreMetadata.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/scores/\(name)/seed-0.json")))
+        let meta = try metadata(dir, name)
         let h = try XCTUnwrap(meta.solver["finalObjective"].flatMap(Double.init))
         XCTAssertEqual(meta.objectiveTrace.last?[1], h, "the trace ends at the recorded objective")
         return h
@@ -32,14 +36,21 @@ final class DistributedScoreTests: XCTestCase {
             (0, [], "n1"), (2, [], "n2"), (4, ["--query-groups", "1"], "n4g1"), (4, ["--query-groups", "2"], "n4g2"), (4, ["--query-groups", "4"], "n4g4"),
         ]
         for method in ["ekfac", "astra"] {
-            var results: [[Float]] = [], objectives: [Double] = []
+            var results: [[Float]] = [], objectives: [Double] = [], backoffs: [String] = []
             for (ranks, extra, tag) in runs {
                 let r = try TestSupport.run(["score", "--workdir", dir, "--method", method, "--iterations", "30", "--solver-batch", "64",
                                              "--name", "\(method)-\(tag)"] + extra, ranks: ranks)
                 XCTAssertEqual(r.status, 0, r.stderr)
                 results.append(try scores(dir, "\(method)-\(tag)"))
-                if method == "astra" { objectives.append(try finalObjective(dir, "\(method)-\(tag)")) }
+                if method == "astra" {
+                    objectives.append(try finalObjective(dir, "\(method)-\(tag)"))
+                    backoffs.append(try metadata(dir, "\(method)-\(tag)").solver["backoffs"] ?? "missing")
+                }
             }
+            // Step back-offs are decided per query on allreduced values: the same on every
+            // layout (measured: 29 on each, so the test exercises them).
+            XCTAssertEqual(Set(backoffs).count, backoffs.isEmpty ? 0 : 1, "\(backoffs)")
+            if method == "astra" { XCTAssertGreaterThan(Int(backoffs[0]) ?? 0, 0, "\(backoffs)") }
             // The recorded objective is the mean over all queries, whatever the grouping.
             for h in objectives.dropFirst() { XCTAssertEqual(h, objectives[0], accuracy: 1e-4 * abs(objectives[0])) }
             let scale = Double(results[0].map(abs).max()!)

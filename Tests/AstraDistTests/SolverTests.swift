@@ -207,7 +207,9 @@ final class SolverTests: XCTestCase {
         let astra = try Self.solve(p, o)
         let ekfac = try Self.solve(p, SolverOptions(method: .ekfac, damping: damping))
         let astraError = Self.relativeError(astra.x, exact), ekfacError = Self.relativeError(ekfac.x, exact)
-        // Measured: 0.153 against 0.688 (batches of 16 out of 64 are noisy); objective −23.4 against −0.14.
+        print("mini-batch astra: error \(astraError) (\(astra.report.backoffs!) back-offs), objective \(astra.report.finalObjective); ekfac \(ekfacError), \(ekfac.report.finalObjective)")
+        // Measured: 0.201 against 0.688 (batches of 16 out of 64 are noisy; 3 step back-offs, 0.153
+        // without them); objective −25.0 against −0.14 (−23.4 without).
         XCTAssertLessThan(astraError, 0.35 * ekfacError, "mini-batch astra \(astraError) vs ekfac \(ekfacError)")
         XCTAssertLessThan(astra.report.finalObjective, ekfac.report.finalObjective)
         XCTAssertLessThan(astra.report.finalObjective, astra.report.trace[0].objective)

@@ -2,7 +2,8 @@ import Foundation
 
 /// The iterative iHVP solvers of spec §5, both SGD on `h(x) = ½ xᵀ(G+λI)x − xᵀv` with the
 /// mini-batch gradient `r(x) = (G̃_B + λI)x − v` and heavy-ball momentum
-/// `m_{k+1} = β m_k + d_k`, `x_{k+1} = x_k − α_k m_{k+1}`, `α_k = α·decayFactor^⌊k/decayEvery⌋`:
+/// `m_{k+1} = β m_k + d_k`, `x_{k+1} = x_k − α_k m_{k+1}`, `α_k = α·decayFactor^⌊k/decayEvery⌋`
+/// times the query's `StepBackoff` factor (astra by default; see there):
 ///  - SNI / LiSSA: `d = r`, `x_0 = α v` (β = 0 by default: the Neumann partial sum
 ///    `α Σ_j (I − α(G+λI))^j v`); R chains with different batch seeds run in lockstep and
 ///    are averaged;

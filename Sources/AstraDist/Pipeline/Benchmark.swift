@@ -166,13 +166,15 @@ extension Benchmark {
             o.traceEvery = m.isIterative ? 10 : 0
             let ((xm, report), ts) = try timed { try IHVPSolver.solve(v, network: net, train: ctx.data.train, ekfac: ekfac, options: o, comm: gcomm,
                                                                              progress: group == 0 ? { ctx.log("bench: " + $0) } : nil) }
-            // GGN products: the iterations, the objective evaluations on E, the power iteration.
+            // GGN products: the iterations, the objective evaluations on E, the back-off checks
+            // on C, the power iteration (every query group runs its own).
             let e = report.evaluationExamples, eigen = m.usesEigenbasis
-            // (every query group runs its own power iteration)
+            let checks = o.backoffWindow > 0 ? report.iterations / o.backoffWindow + 1 : 0, c = min(o.batchSize == 0 ? e : o.batchSize, e)
             let flops = m.isIterative ? Double(report.iterations) * ggnProductFLOPs(ctx.shape, batch: o.batchSize, queries: q, eigenbasis: eigen)
                 + Double(report.trace.count) * ggnProductFLOPs(ctx.shape, batch: e, queries: q, eigenbasis: eigen)
+                + Double(checks) * ggnProductFLOPs(ctx.shape, batch: c, queries: q, eigenbasis: eigen)
                 + Double(g * o.powerIterations) * ggnProductFLOPs(ctx.shape, batch: e, queries: 1, eigenbasis: eigen) : nil
-            parts.append(ScorePart(name: "solve \(m.rawValue) (\(report.iterations) iterations)", seconds: ts, gflop: flops.map { $0 / 1e9 },
+            parts.append(ScorePart(name: "solve \(m.rawValue) (\(report.iterations) iterations\(checks > 0 ? ", \(checks) back-off checks, \(report.backoffs ?? 0) back-offs in group 0" : ""))", seconds: ts, gflop: flops.map { $0 / 1e9 },
                                    gflops: flops.map { $0 / ts / 1e9 }))
             if m.isIterative {
                 let te = ctx.comm.allreduceMax(report.evaluationSeconds)

@@ -90,7 +90,8 @@ public enum ScoreStage {
             bytes += local.withUnsafeBytes { Array($0) }
             // `local` is (this group's queries × this rank's shard), row-major: blocks were appended in query order.
             let pieces = comm.gatherv(bytes, root: 0)
-            let reportJSON = try JSONEncoder().encode(reports)
+            // One copy of each group's reports (its batch-slice ranks hold the same ones).
+            let reportJSON = try JSONEncoder().encode(gcomm.rank == 0 ? reports : [])
             let allReports = comm.gatherv(Array(reportJSON), root: 0)
             // Sorted: dictionary order differs between processes, collectives must not.
             for k in seconds.keys.sorted() { seconds[k] = comm.allreduceMax(seconds[k]!) }
@@ -129,8 +130,13 @@ public enum ScoreStage {
             if let lr = r.learningRate { solver["learningRate"] = "\(lr)" }
             if let l = r.lambdaMax { solver["lambdaMax"] = "\(l)" }
             if let last = SolverReport.meanTrace(reports).last { solver["finalObjective"] = "\(last.objective)" }
+            if r.backoffs != nil { solver["backoffs"] = "\(reports.compactMap(\.backoffs).reduce(0, +))" }
         }
         solver["batchSize"] = "\(o.batchSize)"; solver["momentum"] = "\(o.momentum)"; solver["seed"] = "\(o.seed)"
+        if req.method.isIterative {
+            solver["backoffWindow"] = "\(o.backoffWindow)"
+            if o.learningRate == nil { solver["learningRateScale"] = "\(o.learningRateScale)" }
+        }
         let trace = SolverReport.meanTrace(reports).map { [Double($0.iteration), $0.objective] }
         var h = ContentHash()
         h.update(querySet.data.globalIndex.map { Int64($0) }); h.update(querySet.data.inputs); h.update(querySet.data.targets)
