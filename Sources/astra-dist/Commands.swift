@@ -210,6 +210,7 @@ let solverSpecs: [OptionSpec] = [
     OptionSpec(name: "trace-every", value: "K", help: "evaluate the objective every K iterations (default 50)"),
     OptionSpec(name: "power-iterations", value: "K", help: "power iterations estimating λ_max for the automatic step (default 20)"),
     OptionSpec(name: "backoff-window", value: "W", help: "per query, halve the step and restart the window when the mean mini-batch objective of W iterations rises (astra 10, sni 0 = off)"),
+    OptionSpec(name: "backoff-tolerance", value: "X", help: "a rise counts once above X × the query's progress so far (default 1: only when it is worse than at the start)"),
     OptionSpec(name: "exact-limit", value: "P", help: "largest parameter count the exact solver accepts (default 8000)"),
 ]
 
@@ -235,6 +236,7 @@ func solverOptions(_ o: Options, method: SolverMethod, ctx: RunContext) throws -
     if let v = try o.int("exact-limit", min: 1) { s.exactLimit = v }
     if let v = try o.int("power-iterations", min: 1) { s.powerIterations = v }
     if let v = try o.int("backoff-window", min: 0) { s.backoffWindow = v }
+    if let v = try o.double("backoff-tolerance") { s.backoffTolerance = v }
     try s.validate()
     return s
 }

@@ -68,7 +68,7 @@ enum NeumannSolvers {
             let a = T(alpha0)
             for c in 0..<chains { for i in 0..<count { xs[c][i] = a * v[i] } }
         }
-        var backoff = StepBackoff(window: o.backoffWindow, chains: chains, queries: queries, start: xs)
+        var backoff = StepBackoff(window: o.backoffWindow, tolerance: o.backoffTolerance, chains: chains, queries: queries, start: xs)
 
         /// The estimate the solver returns: chain 0, or the mean of the chains.
         func estimate(_ body: (UnsafeBufferPointer<T>) throws -> Void) rethrows {

@@ -60,12 +60,15 @@ public struct SolverOptions: Codable, Equatable, Sendable {
     public var powerIterations: Int
     /// W of the step back-off (astra 10, sni 0 = off): every W iterations each query's
     /// objective is evaluated on a fixed check set C (the first B examples of E's draw, so a
-    /// check costs about one iteration) and compared with its value at the query's restart
-    /// point. If it rose, the query returns to the restart point, its momentum is cleared and
-    /// its step halved; otherwise the current iterate becomes the restart point. A fixed
+    /// check costs about one iteration) and compared with its best checked value. If it rose by
+    /// more than `backoffTolerance` times the progress so far, the query returns to its best
+    /// iterate, its momentum is cleared and its step halved (`StepBackoff`). A fixed
     /// `c/λ_max` oscillates on some models and not others (mini-batch noise amplified by
     /// momentum; docs/solver-defaults.md); the back-off catches it per query.
     public var backoffWindow: Int
+    /// A rise counts once it exceeds this fraction of the query's progress so far,
+    /// `h_C(x_0) − h_C(best)` (default 1: only when it is worse than at the start).
+    public var backoffTolerance: Double
 
     /// The defaults of `method`.
     public init(method: SolverMethod, damping: Double) {
@@ -85,6 +88,7 @@ public struct SolverOptions: Codable, Equatable, Sendable {
         exactLimit = 8000
         powerIterations = 20
         backoffWindow = method == .astra ? 10 : 0
+        backoffTolerance = 1
     }
 
     /// Default c of `α = c/λ_max` (measured on digits, Concrete and MNIST,
@@ -112,6 +116,7 @@ public struct SolverOptions: Codable, Equatable, Sendable {
         guard evaluationBatch >= 1 else { throw bad("evaluation batch must be ≥ 1 (got \(evaluationBatch))") }
         guard exactLimit >= 1 else { throw bad("--exact-limit must be ≥ 1 (got \(exactLimit))") }
         guard powerIterations >= 1 else { throw bad("power iterations must be ≥ 1 (got \(powerIterations))") }
+        guard backoffTolerance >= 0, backoffTolerance.isFinite else { throw bad("--backoff-tolerance must be ≥ 0 (got \(backoffTolerance))") }
         guard backoffWindow >= 0 else { throw bad("--backoff-window must be ≥ 0 (0 = off; got \(backoffWindow))") }
     }
 }
