@@ -40,9 +40,9 @@ struct StepBackoff<T: BLASScalar> {
     /// Whether the iterate after `done` iterations is checked.
     func checks(after done: Int) -> Bool { window > 0 && done % window == 0 }
 
-    /// Takes chain c's objectives on C at the current iterate (Q values) and backs off the
-    /// queries whose objective rose since their restart point. The first call (at x_0) only
-    /// records the reference.
+    /// Takes chain c's objectives on C at the current iterate (Q values), backs off the
+    /// queries whose objective rose beyond the tolerance and moves the restart point of those
+    /// at a new best. The first call (at x_0) only records the start.
     mutating func check(_ objectives: [Double], chain c: Int, x: inout [T], momentum m: inout [T], shape: NetworkShape) {
         if reference.count <= c { initial.append(objectives); reference.append(objectives); return }
         let queries = objectives.count
