@@ -95,7 +95,7 @@ public struct SolverOptions: Codable, Equatable, Sendable {
     /// docs/solver-defaults.md): astra 0.1, sni 1. Both are far below the noise-free limits
     /// (heavy ball 2(1+β) = 3.8, plain SGD 2) because mini-batch noise, amplified by momentum,
     /// sets the stable step: at 0.2 ASTRA oscillated on MNIST and one model ended far from
-    /// the optimum.
+    /// the optimum. Where 0.1 still oscillates (MNIST model 2), the step back-off catches it.
     public static func defaultScale(_ method: SolverMethod) -> Double {
         method == .astra ? 0.1 : 1.0
     }
