@@ -209,7 +209,7 @@ let solverSpecs: [OptionSpec] = [
     OptionSpec(name: "solver-seed", value: "S", help: "seed of the solver's mini-batches (default 0)"),
     OptionSpec(name: "trace-every", value: "K", help: "evaluate the objective every K iterations (default 50)"),
     OptionSpec(name: "power-iterations", value: "K", help: "power iterations estimating λ_max for the automatic step (default 20)"),
-    OptionSpec(name: "backoff-window", value: "W", help: "per query, halve the step and restart the window when the mean mini-batch objective of W iterations rises (astra 10, sni 0 = off)"),
+    OptionSpec(name: "backoff-window", value: "W", help: "every W iterations, a query worse than its start on a fixed check set returns to its best iterate with half the step (astra 10, sni 0 = off)"),
     OptionSpec(name: "backoff-tolerance", value: "X", help: "a rise counts once above X × the query's progress so far (default 1: only when it is worse than at the start)"),
     OptionSpec(name: "exact-limit", value: "P", help: "largest parameter count the exact solver accepts (default 8000)"),
 ]

@@ -63,7 +63,7 @@ public enum IHVPSolver {
         let op = DistributedGGN(network: network, data: train, queries: queries, batchSize: options.batchSize,
                                 largestSet: min(options.evaluationBatch, train.count), eigenbasis: basis, comm: comm)
         let objective = SolverObjective(operator: op, v: rhs, queries: queries, damping: options.damping, evaluationBatch: options.evaluationBatch,
-                                        checkBatch: options.batchSize == 0 ? options.evaluationBatch : options.batchSize,
+                                        checkBatch: options.checkBatch,
                                         label: method.rawValue, hint: "raise --damping", progress: progress, start: start)
         var x: [T]
         switch method {

@@ -98,13 +98,13 @@ final class SolverObjective<T: BLASScalar> {
         return Array(rng.permutation(population).prefix(count)).sorted()
     }
 
-    /// `checkBatch`: |C|, the first examples of E's draw (so C ⊆ E), clipped to |E|.
+    /// `checkBatch`: |C| ≤ |E|, the first examples of E's draw (so C ⊆ E).
     init(operator op: DistributedGGN<T>, v: [T], queries: Int, damping: Double, evaluationBatch: Int, checkBatch: Int,
          label: String, hint: String, progress: ((String) -> Void)?, start: Date) {
         operator_ = op; shape = op.product.network.shape; self.queries = queries; self.damping = damping; self.v = v
         evaluationSet = Self.evaluationSet(count: evaluationBatch, population: op.population)
         slice = evaluationSet[blockRange(count: evaluationSet.count, rank: op.comm.rank, size: op.comm.size)]
-        checkSet = Self.evaluationSet(count: min(checkBatch, evaluationBatch), population: op.population)
+        checkSet = Self.evaluationSet(count: checkBatch, population: op.population)
         checkSlice = checkSet[blockRange(count: checkSet.count, rank: op.comm.rank, size: op.comm.size)]
         self.label = label; self.hint = hint; self.progress = progress; self.start = start
     }

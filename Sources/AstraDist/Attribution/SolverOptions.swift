@@ -70,6 +70,9 @@ public struct SolverOptions: Codable, Equatable, Sendable {
     /// `h_C(x_0) − h_C(best)` (default 1: only when it is worse than at the start).
     public var backoffTolerance: Double
 
+    /// |C|, examples of the back-off check set: B, or |E| for full-batch solves, at most |E|.
+    public var checkBatch: Int { min(batchSize == 0 ? evaluationBatch : batchSize, evaluationBatch) }
+
     /// The defaults of `method`.
     public init(method: SolverMethod, damping: Double) {
         self.method = method

@@ -52,13 +52,19 @@ struct StepBackoff<T: BLASScalar> {
             if rose { scale[c][q] *= 0.5; count += 1 }
             guard rose || objectives[q] < best else { continue }
             if !rose { reference[c][q] = objectives[q] }
-            // Copy the query's blocks: restart → x after a rise, x → restart after a new best.
-            for l in 0..<shape.layerCount {
-                let n = shape.layer(l).parameterCount, base = shape.blockOffset(l, queries: queries) + q * n
-                for i in base..<(base + n) {
-                    if rose { x[i] = restart[c][i]; m[i] = 0 } else { restart[c][i] = x[i] }
+            // Copy the query's blocks: restart → x after a rise (momentum cleared), x → restart
+            // after a new best.
+            x.withUnsafeMutableBufferPointer { xb in m.withUnsafeMutableBufferPointer { mb in restart[c].withUnsafeMutableBufferPointer { rb in
+                for l in 0..<shape.layerCount {
+                    let n = shape.layer(l).parameterCount, base = shape.blockOffset(l, queries: queries) + q * n
+                    if rose {
+                        (xb.baseAddress! + base).update(from: rb.baseAddress! + base, count: n)
+                        (mb.baseAddress! + base).update(repeating: 0, count: n)
+                    } else {
+                        (rb.baseAddress! + base).update(from: xb.baseAddress! + base, count: n)
+                    }
                 }
-            }
+            } } }
         }
     }
 }
