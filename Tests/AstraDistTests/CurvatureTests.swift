@@ -157,6 +157,20 @@ final class CurvatureTests: XCTestCase {
         }
         let inEigenbasis = GGNProduct(network: net, data: data, queries: q, maxBatch: 5, eigenbasis: ekfac).apply(rotated(v), indices: indices[...])
         XCTAssertLessThan(Self.maxDiff(inEigenbasis, rotated(out)) / max(1, Self.maxAbs(out)), 1e-10, "\(task): eigenbasis product ≠ Rᵀ G̃_B R y")
+
+        // The forward-only quadratic forms vᵀG̃_B v equal v · (G̃_B v), in either coordinates
+        // and summed over slices (as ranks pass them).
+        let dots = (0..<q).map { j in zip(Self.vectors(fromBlock: v, shape: shape, queries: q)[j], expected[j]).reduce(0) { $0 + $1.0 * $1.1 } }
+        XCTAssertTrue(dots.allSatisfy { $0 > 1e-3 }, "\(task): the test needs non-trivial forms \(dots)")
+        let forms = v.withUnsafeBufferPointer { ggn.quadraticForms($0.baseAddress!, indices: indices[...], comm: nil, totalBatch: 17) }
+        let eigen = GGNProduct(network: net, data: data, queries: q, maxBatch: 5, eigenbasis: ekfac)
+        let formsInEigenbasis = rotated(v).withUnsafeBufferPointer { y in
+            [indices[0..<6], indices[6..<17]].map { eigen.quadraticForms(y.baseAddress!, indices: $0, comm: nil, totalBatch: 17) }
+        }
+        for j in 0..<q {
+            XCTAssertEqual(forms[j], dots[j], accuracy: 1e-10 * dots[j], "\(task): vᵀG̃_B v (vector \(j))")
+            XCTAssertEqual(formsInEigenbasis[0][j] + formsInEigenbasis[1][j], dots[j], accuracy: 1e-10 * dots[j], "\(task): yᵀRᵀG̃_B R y, sliced (vector \(j))")
+        }
     }
 
     func testGGNProductMSE() throws { try checkGGNProduct(.regression, outputs: 2) }

@@ -60,7 +60,8 @@ func perQueryDots<T: BLASScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, s
 /// batch E (spec §5), the trace of its mean over queries, progress messages and divergence
 /// detection. E is drawn once from a fixed key (never from the solver seed), so every
 /// method and seed is judged on the same examples; at |E| = N it is the exact objective.
-/// One GGN product over E (one allreduce) per evaluation; buffers allocated once.
+/// `xᵀG_E x` needs only the forward tangents (`GGNProduct.quadraticForms`): half a GGN
+/// product over E and an allreduce of Q values per evaluation.
 final class SolverObjective<T: BLASScalar> {
     let operator_: DistributedGGN<T>
     let shape: NetworkShape
@@ -74,8 +75,6 @@ final class SolverObjective<T: BLASScalar> {
     /// C ⊆ E, the smaller fixed set of the step back-off checks, and this rank's slice.
     let checkSet: [Int]
     private let checkSlice: ArraySlice<Int>
-    /// G_E x, allocated at the first evaluation (Q·P values).
-    private var gx: [T] = []
 
     let label: String
     let progress: ((String) -> Void)?
@@ -111,16 +110,13 @@ final class SolverObjective<T: BLASScalar> {
 
     /// `h(x)` of every query (Q values) on E, or with `onCheckSet` on C. Collective.
     func perQuery(_ x: UnsafePointer<T>, onCheckSet: Bool = false) -> [Double] {
-        if gx.isEmpty { gx = [T](repeating: 0, count: v.count) }
-        gx.withUnsafeMutableBufferPointer { g in
-            operator_.apply(x, into: g.baseAddress!, slice: onCheckSet ? checkSlice : slice, total: onCheckSet ? checkSet.count : evaluationSet.count)
-        }
-        return gx.withUnsafeBufferPointer { g in v.withUnsafeBufferPointer { vp in
-            let xgx = perQueryDots(x, g.baseAddress!, shape: shape, queries: queries)
+        let xgx = operator_.product.quadraticForms(x, indices: onCheckSet ? checkSlice : slice, comm: operator_.comm,
+                                                   totalBatch: onCheckSet ? checkSet.count : evaluationSet.count)
+        return v.withUnsafeBufferPointer { vp in
             let xx = perQueryDots(x, x, shape: shape, queries: queries)
             let xv = perQueryDots(x, vp.baseAddress!, shape: shape, queries: queries)
             return (0..<queries).map { 0.5 * xgx[$0] + 0.5 * damping * xx[$0] - xv[$0] }
-        } }
+        }
     }
 
     /// Mean of `h` over queries. Collective.

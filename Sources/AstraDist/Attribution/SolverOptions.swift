@@ -48,8 +48,8 @@ public struct SolverOptions: Codable, Equatable, Sendable {
     /// The objective is evaluated (and progress reported) every `traceEvery` iterations
     /// (default 50), and always at iteration 0 and at the end; 0 = only there (iterative
     /// methods) or not at all (direct methods, whose trace is then empty). One evaluation
-    /// costs a GGN product over |E| = 1024 examples, four iterations' worth at B = 256: every
-    /// 10 iterations would add 40% to a solve, every 50 adds 10% to ASTRA and 8% to SNI.
+    /// costs the forward half of a GGN product over |E| = 1024 examples, two iterations' worth
+    /// at B = 256: every 10 iterations would add 20% to a solve, every 50 adds 4%.
     public var traceEvery: Int
     /// |E|, size of the fixed evaluation batch of the objective (clipped to N; at N every
     /// example is used).
@@ -60,7 +60,7 @@ public struct SolverOptions: Codable, Equatable, Sendable {
     public var powerIterations: Int
     /// W of the step back-off (astra 10, sni 0 = off): every W iterations each query's
     /// objective is evaluated on a fixed check set C (the first B examples of E's draw, so a
-    /// check costs about one iteration) and compared with its best checked value. If it rose by
+    /// check costs about half an iteration) and compared with its best checked value. If it rose by
     /// more than `backoffTolerance` times the progress so far, the query returns to its best
     /// iterate, its momentum is cleared and its step halved (`StepBackoff`). A fixed
     /// `c/λ_max` oscillates on some models and not others (mini-batch noise amplified by

@@ -71,7 +71,56 @@ public final class GGNProduct<T: BLASScalar> {
         precondition(totalBatch > 0, "GGNProduct.apply: totalBatch must be positive")
         let shape = network.shape, layers = shape.layers, q = queries, count = blockCount, last = layers.count - 1
         if indices.isEmpty { out.initialize(repeating: 0, count: count) }
-        var start = indices.startIndex, first = true
+        var first = true
+        forEachChunk(of: v, indices: indices) { b, w in
+            network.loss.applyOutputHessian(y: ws.output, dy: tangents[last], batch: b, queries: q, outputs: shape.outputCount)
+            // 1/|B| on the output cotangents (B·Q·C values) rather than on the Q·P result.
+            let scale = 1 / T(totalBatch)
+            for k in 0..<(b * q * shape.outputCount) { tangents[last][k] *= scale }
+            // Backward of the block; later chunks add into `out`.
+            for l in stride(from: last, through: 0, by: -1) {
+                let layer = layers[l]
+                withBasis(l) { _, qS in
+                    var ds = UnsafePointer(tangents[l]), abar = UnsafePointer(ws.abar[l])
+                    if let qS {
+                        layer.rotateOutputs(ds, eigenvectorsS: qS, rows: b * q, inverse: false, into: rotated)
+                        ds = UnsafePointer(rotated); abar = UnsafePointer(rotatedInputs[l])
+                    }
+                    layer.blockGradient(ds: ds, abar: abar, beta: first ? 0 : 1, out: out + q * shape.offset(l), batch: b, queries: q)
+                    if l > 0 { layer.blockBackwardInput(ds: ds, weights: w + shape.offset(l), da: tangents[l - 1], batch: b, queries: q) }
+                }
+                if l > 0 { Self.reluMask(tangents[l - 1], s: ws.s[l - 1], batch: b, queries: q, width: layer.inputs) }
+            }
+            first = false
+        }
+        comm?.allreduceSum(out, count: count)
+    }
+
+    /// `vᵀ G_S v` of every query (Q values, in Double) over the fixed set S, this rank
+    /// passing its slice `indices` of it and `totalBatch` = |S| on every rank: the quadratic
+    /// form needs only the forward tangents, `(1/|S|) Σ_n (J_n v)ᵀ H_L,n (J_n v)`, so it costs
+    /// about half of `apply` and its allreduce carries Q values instead of Q·P. Collective
+    /// over `comm` if given.
+    public func quadraticForms(_ v: UnsafePointer<T>, indices: ArraySlice<Int>, comm: Communicator?, totalBatch: Int) -> [Double] {
+        precondition(totalBatch > 0, "GGNProduct.quadraticForms: totalBatch must be positive")
+        let c = network.shape.outputCount, last = network.shape.layers.count - 1
+        var forms = [Double](repeating: 0, count: queries)
+        forms.withUnsafeMutableBufferPointer { f in
+            forEachChunk(of: v, indices: indices) { b, _ in
+                network.loss.addOutputHessianForms(y: ws.output, dy: tangents[last], batch: b, queries: queries, outputs: c, into: f.baseAddress!)
+            }
+        }
+        for k in 0..<queries { forms[k] /= Double(totalBatch) }
+        comm?.allreduceSum(&forms)
+        return forms
+    }
+
+    /// For each chunk of at most `maxBatch` of `indices`: the forward pass (into `ws`) and the
+    /// forward-mode tangents of the block `v` (the output tangents in `tangents[last]`), then
+    /// `body(chunk size, weights in the block's coordinates)`.
+    private func forEachChunk(of v: UnsafePointer<T>, indices: ArraySlice<Int>, _ body: (Int, UnsafePointer<T>) -> Void) {
+        let shape = network.shape, layers = shape.layers, q = queries, last = layers.count - 1
+        var start = indices.startIndex
         let weights = eigenbasis == nil ? network.parameters : rotatedWeights
         weights.withUnsafeBufferPointer { wp in
             let w = wp.baseAddress!
@@ -79,7 +128,7 @@ public final class GGNProduct<T: BLASScalar> {
                 let end = min(start + maxBatch, indices.endIndex), b = end - start
                 data.gather(indices[start..<end], x: x, y: y)
                 network.forward(x, batch: b, workspace: ws)
-                // Forward-mode tangents; the masked tangent of layer l is dA of layer l+1.
+                // The masked tangent of layer l is dA of layer l+1.
                 for (l, layer) in layers.enumerated() {
                     withBasis(l) { qA, qS in
                         let da = l == 0 ? nil : UnsafePointer(tangents[l - 1]), dirs = v + q * shape.offset(l), wl = w + shape.offset(l)
@@ -93,29 +142,10 @@ public final class GGNProduct<T: BLASScalar> {
                     }
                     if l < last { Self.reluMask(tangents[l], s: ws.s[l], batch: b, queries: q, width: layer.outputs) }
                 }
-                network.loss.applyOutputHessian(y: ws.output, dy: tangents[last], batch: b, queries: q, outputs: shape.outputCount)
-                // 1/|B| on the output cotangents (B·Q·C values) rather than on the Q·P result.
-                let scale = 1 / T(totalBatch)
-                for k in 0..<(b * q * shape.outputCount) { tangents[last][k] *= scale }
-                // Backward of the block; later chunks add into `out`.
-                for l in stride(from: last, through: 0, by: -1) {
-                    let layer = layers[l]
-                    withBasis(l) { _, qS in
-                        var ds = UnsafePointer(tangents[l]), abar = UnsafePointer(ws.abar[l])
-                        if let qS {
-                            layer.rotateOutputs(ds, eigenvectorsS: qS, rows: b * q, inverse: false, into: rotated)
-                            ds = UnsafePointer(rotated); abar = UnsafePointer(rotatedInputs[l])
-                        }
-                        layer.blockGradient(ds: ds, abar: abar, beta: first ? 0 : 1, out: out + q * shape.offset(l), batch: b, queries: q)
-                        if l > 0 { layer.blockBackwardInput(ds: ds, weights: w + shape.offset(l), da: tangents[l - 1], batch: b, queries: q) }
-                    }
-                    if l > 0 { Self.reluMask(tangents[l - 1], s: ws.s[l - 1], batch: b, queries: q, width: layer.inputs) }
-                }
-                first = false
+                body(b, w)
                 start = end
             }
         }
-        comm?.allreduceSum(out, count: count)
     }
 
     /// Runs `body` with layer l's eigenvector pointers (nil, nil in parameter coordinates).

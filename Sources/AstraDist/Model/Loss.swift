@@ -47,17 +47,48 @@ extension LossKind {
         case .mse:
             for i in 0..<(batch * queries * c) { dy[i] = 2 * dy[i] }
         case .crossEntropy:
-            withUnsafeTemporaryAllocation(of: Double.self, capacity: c) { buf in
+            Self.forEachSoftmaxTangent(y: y, dy: dy, batch: batch, queries: queries, outputs: c) { p, v, pv, _ in
+                for k in 0..<c { v[k] = T(p[k] * (v[k].asDouble - pv)) }
+            }
+        }
+    }
+
+    /// Adds `dyᵀ H_L dy` of each example to its query's sum (`sums`, Q values): `dy` is
+    /// B×(Q·C) with outputs `y` B×C. Cross-entropy: `Σ_k p_k (dy_k − pᵀdy)²`, the same as
+    /// `dyᵀ(diag(p) − ppᵀ)dy` but a sum of non-negative terms.
+    func addOutputHessianForms<T: BLASScalar>(y: UnsafePointer<T>, dy: UnsafePointer<T>, batch: Int, queries: Int, outputs c: Int,
+                                              into sums: UnsafeMutablePointer<Double>) {
+        switch self {
+        case .mse:
+            for i in 0..<(batch * queries) {
+                var s = 0.0
+                for k in 0..<c { let d = dy[i * c + k].asDouble; s += d * d }
+                sums[i % queries] += 2 * s
+            }
+        case .crossEntropy:
+            Self.forEachSoftmaxTangent(y: y, dy: UnsafeMutablePointer(mutating: dy), batch: batch, queries: queries, outputs: c) { p, v, pv, q in
+                var s = 0.0
+                for k in 0..<c { let d = v[k].asDouble - pv; s += p[k] * d * d }
+                sums[q] += s
+            }
+        }
+    }
+
+    /// `body(p, v, pᵀv, q)` for every example's softmax p and each of its Q output tangents v
+    /// (a row of the B×(Q·C) block `dy`).
+    @inline(__always)
+    private static func forEachSoftmaxTangent<T: BLASScalar>(y: UnsafePointer<T>, dy: UnsafeMutablePointer<T>, batch: Int, queries: Int, outputs c: Int,
+                                                             _ body: (UnsafePointer<Double>, UnsafeMutablePointer<T>, Double, Int) -> Void) {
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: c) { buf in
             let p = buf.baseAddress!
             for b in 0..<batch {
-                LossKind.softmax(y + b * c, into: p, outputs: c)
+                softmax(y + b * c, into: p, outputs: c)
                 for q in 0..<queries {
                     let v = dy + (b * queries + q) * c
                     var pv = 0.0
                     for k in 0..<c { pv += p[k] * v[k].asDouble }
-                    for k in 0..<c { v[k] = T(p[k] * (v[k].asDouble - pv)) }
+                    body(p, v, pv, q)
                 }
-            }
             }
         }
     }

@@ -166,13 +166,13 @@ extension Benchmark {
             o.traceEvery = m.isIterative ? 10 : 0
             let ((xm, report), ts) = try timed { try IHVPSolver.solve(v, network: net, train: ctx.data.train, ekfac: ekfac, options: o, comm: gcomm,
                                                                              progress: group == 0 ? { ctx.log("bench: " + $0) } : nil) }
-            // GGN products: the iterations, the objective evaluations on E, the back-off checks
-            // on C, the power iteration (every query group runs its own).
+            // GGN products: the iterations and the power iteration (every query group runs its
+            // own); forward tangents only: the objective evaluations on E, the back-off checks on C.
             let e = report.evaluationExamples, eigen = m.usesEigenbasis
             let checks = o.backoffWindow > 0 ? report.iterations / o.backoffWindow + 1 : 0, c = min(o.checkBatch, e)
             let flops = m.isIterative ? Double(report.iterations) * ggnProductFLOPs(ctx.shape, batch: o.batchSize, queries: q, eigenbasis: eigen)
-                + Double(report.trace.count) * ggnProductFLOPs(ctx.shape, batch: e, queries: q, eigenbasis: eigen)
-                + Double(checks) * ggnProductFLOPs(ctx.shape, batch: c, queries: q, eigenbasis: eigen)
+                + Double(report.trace.count) * ggnProductFLOPs(ctx.shape, batch: e, queries: q, eigenbasis: eigen, forwardOnly: true)
+                + Double(checks) * ggnProductFLOPs(ctx.shape, batch: c, queries: q, eigenbasis: eigen, forwardOnly: true)
                 + Double(g * o.powerIterations) * ggnProductFLOPs(ctx.shape, batch: e, queries: 1, eigenbasis: eigen) : nil
             parts.append(ScorePart(name: "solve \(m.rawValue) (\(report.iterations) iterations\(checks > 0 ? ", \(checks) back-off checks, \(report.backoffs ?? 0) back-offs in group 0" : ""))", seconds: ts, gflop: flops.map { $0 / 1e9 },
                                    gflops: flops.map { $0 / ts / 1e9 }))
@@ -197,14 +197,15 @@ extension Benchmark {
     /// FLOPs (2 per multiply-add) of one GGN product over `batch` examples for Q vectors: per
     /// layer the tangent and block-gradient GEMMs (2·B·Q·O(I+1) each) and, past the first
     /// layer, the input tangent and input gradient (2·B·Q·O·I each); in the eigenbasis also
-    /// the tangent rotations (2 × 2·B·Q·O²) and `Ā Q_A` (2·B·(I+1)²).
-    static func ggnProductFLOPs(_ shape: NetworkShape, batch: Int, queries: Int, eigenbasis: Bool) -> Double {
-        let b = Double(batch), q = Double(queries)
+    /// the tangent rotations (2·B·Q·O² each way) and `Ā Q_A` (2·B·(I+1)²). `forwardOnly`: the
+    /// quadratic form `vᵀG v` (`GGNProduct.quadraticForms`), the forward half.
+    static func ggnProductFLOPs(_ shape: NetworkShape, batch: Int, queries: Int, eigenbasis: Bool, forwardOnly: Bool = false) -> Double {
+        let b = Double(batch), q = Double(queries), ways = forwardOnly ? 1.0 : 2.0
         return shape.layers.enumerated().reduce(0.0) { sum, e in
             let (l, layer) = e
             let o = Double(layer.outputs), i = Double(layer.inputs)
-            var f = 4 * b * q * o * (i + 1) + (l > 0 ? 4 * b * q * o * i : 0)
-            if eigenbasis { f += 4 * b * q * o * o + 2 * b * (i + 1) * (i + 1) }
+            var f = ways * (2 * b * q * o * (i + 1) + (l > 0 ? 2 * b * q * o * i : 0))
+            if eigenbasis { f += ways * 2 * b * q * o * o + 2 * b * (i + 1) * (i + 1) }
             return sum + f
         }
     }
