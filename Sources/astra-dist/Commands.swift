@@ -205,6 +205,8 @@ let solverSpecs: [OptionSpec] = [
     OptionSpec(name: "solver-lr", value: "X", help: "fixed solver step α (default: automatic, α = c/λ_max)"),
     OptionSpec(name: "lr-scale", value: "C", help: "c of the automatic step α = c/λ_max (astra 0.1, sni 1)"),
     OptionSpec(name: "solver-momentum", value: "X", help: "heavy-ball momentum (astra 0.9, sni 0)"),
+    OptionSpec(name: "decay-every", value: "K", help: "the solver step is multiplied by the decay factor every K iterations (default 50)"),
+    OptionSpec(name: "decay-factor", value: "X", help: "solver step decay factor in (0, 1] (astra 0.5, sni 1 = none)"),
     OptionSpec(name: "lissa-repeats", value: "R", help: "sni: independent runs averaged (default 1)"),
     OptionSpec(name: "solver-seed", value: "S", help: "seed of the solver's mini-batches (default 0)"),
     OptionSpec(name: "trace-every", value: "K", help: "evaluate the objective every K iterations (default 50)"),
@@ -228,6 +230,8 @@ func solverOptions(_ o: Options, method: SolverMethod, ctx: RunContext) throws -
     if let v = try o.double("solver-lr") { s.learningRate = v }
     if let v = try o.double("lr-scale") { s.learningRateScale = v }
     if let v = try o.double("solver-momentum") { s.momentum = v }
+    if let v = try o.int("decay-every", min: 1) { s.decayEvery = v }
+    if let v = try o.double("decay-factor") { s.decayFactor = v }
     if let v = try o.int("lissa-repeats", min: 1) { s.lissaRepeats = v }
     if let v = try o.int("solver-seed", min: 0) { s.seed = UInt64(v) }
     // Direct methods evaluate the objective only on request (it costs more than their solve).

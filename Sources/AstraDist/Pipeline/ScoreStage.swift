@@ -134,7 +134,8 @@ public enum ScoreStage {
         }
         solver["batchSize"] = "\(o.batchSize)"; solver["momentum"] = "\(o.momentum)"; solver["seed"] = "\(o.seed)"
         if req.method.isIterative {
-            solver["backoffWindow"] = "\(o.backoffWindow)"
+            solver["backoffWindow"] = "\(o.backoffWindow)"; solver["backoffTolerance"] = "\(o.backoffTolerance)"
+            solver["decayEvery"] = "\(o.decayEvery)"; solver["decayFactor"] = "\(o.decayFactor)"
             if o.learningRate == nil { solver["learningRateScale"] = "\(o.learningRateScale)" }
         }
         let trace = SolverReport.meanTrace(reports).map { [Double($0.iteration), $0.objective] }
