@@ -112,8 +112,8 @@ public struct SolverOptions: Codable, Equatable, Sendable {
         guard momentum >= 0, momentum < 1 else { throw bad("momentum must be in [0, 1) (got \(momentum))") }
         if let lr = learningRate { guard lr > 0, lr.isFinite else { throw bad("learning rate must be positive (got \(lr))") } }
         guard learningRateScale > 0, learningRateScale.isFinite else { throw bad("--lr-scale must be positive (got \(learningRateScale))") }
-        guard decayEvery > 0 else { throw bad("decay interval must be positive (got \(decayEvery))") }
-        guard decayFactor > 0, decayFactor <= 1 else { throw bad("decay factor must be in (0, 1] (got \(decayFactor))") }
+        guard decayEvery > 0 else { throw bad("--decay-every must be positive (got \(decayEvery))") }
+        guard decayFactor > 0, decayFactor <= 1 else { throw bad("--decay-factor must be in (0, 1] (got \(decayFactor))") }
         guard lissaRepeats >= 1 else { throw bad("LiSSA repeats must be ≥ 1 (got \(lissaRepeats))") }
         guard traceEvery >= 0 else { throw bad("trace interval must be ≥ 0 (got \(traceEvery))") }
         guard evaluationBatch >= 1 else { throw bad("evaluation batch must be ≥ 1 (got \(evaluationBatch))") }
