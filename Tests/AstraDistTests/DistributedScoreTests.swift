@@ -68,6 +68,39 @@ final class DistributedScoreTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/scores/identity/seed-0.top.json"))
     }
 
+    /// `--queries`: held-out rows and a file in the setting's format give the same scores for
+    /// the same examples, record where each query came from, and bad specs are refused.
+    func testCustomQuerySets() throws {
+        let dir = try prepared()
+        let rows = try TestSupport.run(["score", "--workdir", dir, "--method", "ekfac", "--queries", "3,5", "--queries-name", "rows"])
+        XCTAssertEqual(rows.status, 0, rows.stderr)
+        let meta = try JSONDecoder().decode(ScoreMetadata.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/scores/ekfac/seed-0.rows.json")))
+        let sources = meta.queries
+        XCTAssertEqual(sources.count, 2)
+        // The same examples as a file: their lines of the digits table (test:K is line K).
+        let table = try CSVTable.load(TestSupport.roots.digits, hasHeader: false, hint: "")
+        let lines = try sources.map { s -> String in
+            let k = try XCTUnwrap(Int(s.dropFirst("test:".count)), s)
+            return table.rows[k].joined(separator: ",")
+        }
+        let file = dir + "/queries.csv"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let fromFile = try TestSupport.run(["score", "--workdir", dir, "--method", "ekfac", "--queries", "digits:" + file, "--queries-name", "file"])
+        XCTAssertEqual(fromFile.status, 0, fromFile.stderr)
+        let a = try NPY.read("\(dir)/scores/ekfac/seed-0.rows.npy"), b = try NPY.read("\(dir)/scores/ekfac/seed-0.file.npy")
+        XCTAssertEqual(a.shape.first, 2)
+        XCTAssertEqual(try a.values(Float.self), try b.values(Float.self))
+        let fileMeta = try JSONDecoder().decode(ScoreMetadata.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/scores/ekfac/seed-0.file.json")))
+        XCTAssertEqual(fileMeta.queries, ["file:\(file)#0", "file:\(file)#1"])
+        // Refused with one line naming the problem: a missing file, a file of another setting.
+        let missing = try TestSupport.run(["score", "--workdir", dir, "--method", "ekfac", "--queries", "digits:/nonexistent.csv"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("/nonexistent.csv"), missing.stderr)
+        let wrong = try TestSupport.run(["score", "--workdir", dir, "--method", "ekfac", "--queries", "csv:" + file])
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.stderr.contains("needs a CSV setting"), wrong.stderr)
+    }
+
     /// Factors fitted on another model are refused with a message that says to re-run fit.
     func testMismatchedFactorsAreRefused() throws {
         let a = try prepared()

@@ -23,7 +23,7 @@ public enum ExactSolver {
                                             limit: Int, comm: Communicator, progress: ((String) -> Void)? = nil) throws -> [T] {
         let shape = network.shape, p = shape.parameterCount
         guard p <= limit else {
-            throw AstraError("exact solver: the network has \(p) parameters and the exact solver is limited to \(limit) (it builds a dense \(p)×\(p) GGN); use --solver ekfac or astra, or raise --exact-limit")
+            throw AstraError("exact solver: the network has \(p) parameters and the exact solver is limited to \(limit) (it builds a dense \(p)×\(p) GGN); use --method ekfac or astra, or raise --exact-limit")
         }
         precondition(v.count == queries * p, "ExactSolver: \(v.count) values for \(queries) vectors of \(p)")
         progress?("exact: dense \(p)×\(p) GGN over \(train.count) examples on \(comm.size) rank(s)")

@@ -1,9 +1,10 @@
 import Foundation
 
 extension ScoreStage {
-    /// Parses `--queries`: held-out row positions (`0-99,250`), `csv:PATH` (the setting's target
-    /// column, standardised with training statistics) or `idx:IMAGES,LABELS`; checked against
-    /// the model's input size. `name` defaults to `custom-` and a hash of the spec.
+    /// Parses `--queries`: held-out row positions (`0-99,250`) or a file in a setting's format:
+    /// `csv:PATH` (the setting's target column, standardised with training statistics),
+    /// `digits:PATH` (sklearn's digits layout) or `idx:IMAGES,LABELS`; checked against the
+    /// model's input size. `name` defaults to `custom-` and a hash of the spec.
     public static func querySet(spec: String, name: String?, ctx: RunContext) throws -> QuerySet {
         let setName = name ?? "custom-" + String(ContentHash.of(spec).prefix(8))
         guard setName != "default", setName.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
@@ -15,6 +16,10 @@ extension ScoreStage {
             guard let target = ctx.config.target else { throw AstraError("--queries csv:PATH needs a CSV setting (this workspace is \(ctx.config.setting))") }
             data = try loadCSVRegression(path: path, target: target, hint: "pass an existing CSV with the training file's columns")
             ctx.data.standardizer?.apply(&data)
+            sources = (0..<data.count).map { "file:\(path)#\($0)" }
+        } else if spec.hasPrefix("digits:") {
+            let path = String(spec.dropFirst(7))
+            data = try loadDigits(path: path, hint: "pass an existing file of 64 pixel values 0–16 and a label per row")
             sources = (0..<data.count).map { "file:\(path)#\($0)" }
         } else if spec.hasPrefix("idx:") {
             let parts = spec.dropFirst(4).split(separator: ",").map(String.init)
@@ -38,7 +43,7 @@ extension ScoreStage {
         for part in spec.split(separator: ",") {
             let ends = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
             guard (1...2).contains(ends.count), ends.allSatisfy({ $0 != nil && $0! >= 0 }), ends.last!! >= ends.first!! else {
-                throw AstraError("--queries expects held-out rows like 0-99,250, csv:PATH or idx:IMAGES,LABELS; got '\(spec)'")
+                throw AstraError("--queries expects held-out rows like 0-99,250, csv:PATH, digits:PATH or idx:IMAGES,LABELS; got '\(spec)'")
             }
             rows += Array(ends.first!!...ends.last!!)
         }
