@@ -13,12 +13,14 @@ final class DistributedScoreTests: XCTestCase {
         return dir
     }
 
-    func scores(_ dir: String, _ name: String) throws -> [Float] {
-        try NPY.read("\(dir)/scores/\(name)/seed-0.npy").values(Float.self)
+    /// Model 0's scores under `scores/name/`, of the query set `set` (nil: the workspace's own).
+    func scores(_ dir: String, _ name: String, set: String? = nil) throws -> [Float] {
+        try NPY.read("\(dir)/scores/\(name)/\(ScoreFiles.stem(seed: 0, querySet: set ?? "default")).npy").values(Float.self)
     }
 
-    func metadata(_ dir: String, _ name: String) throws -> ScoreMetadata {
-        try JSONDecoder().decode(ScoreMetadata.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/scores/\(name)/seed-0.json")))
+    func metadata(_ dir: String, _ name: String, set: String? = nil) throws -> ScoreMetadata {
+        let path = "\(dir)/scores/\(name)/\(ScoreFiles.stem(seed: 0, querySet: set ?? "default")).json"
+        return try JSONDecoder().decode(ScoreMetadata.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
     }
 
     func finalObjective(_ dir: String, _ name: String) throws -> Double {
@@ -74,8 +76,7 @@ final class DistributedScoreTests: XCTestCase {
         let dir = try prepared()
         let rows = try TestSupport.run(["score", "--workdir", dir, "--method", "ekfac", "--queries", "3,5", "--queries-name", "rows"])
         XCTAssertEqual(rows.status, 0, rows.stderr)
-        let meta = try JSONDecoder().decode(ScoreMetadata.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/scores/ekfac/seed-0.rows.json")))
-        let sources = meta.queries
+        let sources = try metadata(dir, "ekfac", set: "rows").queries
         XCTAssertEqual(sources.count, 2)
         // The same examples as a file: their lines of the digits table (test:K is line K).
         let table = try CSVTable.load(TestSupport.roots.digits, hasHeader: false, hint: "")
@@ -87,11 +88,10 @@ final class DistributedScoreTests: XCTestCase {
         try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
         let fromFile = try TestSupport.run(["score", "--workdir", dir, "--method", "ekfac", "--queries", "digits:" + file, "--queries-name", "file"])
         XCTAssertEqual(fromFile.status, 0, fromFile.stderr)
-        let a = try NPY.read("\(dir)/scores/ekfac/seed-0.rows.npy"), b = try NPY.read("\(dir)/scores/ekfac/seed-0.file.npy")
-        XCTAssertEqual(a.shape.first, 2)
-        XCTAssertEqual(try a.values(Float.self), try b.values(Float.self))
-        let fileMeta = try JSONDecoder().decode(ScoreMetadata.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/scores/ekfac/seed-0.file.json")))
-        XCTAssertEqual(fileMeta.queries, ["file:\(file)#0", "file:\(file)#1"])
+        let fromRows = try scores(dir, "ekfac", set: "rows")
+        XCTAssertEqual(try NPY.read("\(dir)/scores/ekfac/\(ScoreFiles.stem(seed: 0, querySet: "rows")).npy").shape.first, 2)
+        XCTAssertEqual(fromRows, try scores(dir, "ekfac", set: "file"))
+        XCTAssertEqual(try metadata(dir, "ekfac", set: "file").queries, ["file:\(file)#0", "file:\(file)#1"])
         // Refused with one line naming the problem: a missing file, a file of another setting.
         let missing = try TestSupport.run(["score", "--workdir", dir, "--method", "ekfac", "--queries", "digits:/nonexistent.csv"])
         XCTAssertNotEqual(missing.status, 0)

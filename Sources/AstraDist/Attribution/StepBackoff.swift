@@ -40,6 +40,9 @@ struct StepBackoff<T: BLASScalar> {
     /// Whether the iterate after `done` iterations is checked.
     func checks(after done: Int) -> Bool { window > 0 && done % window == 0 }
 
+    /// Checks in a solve of `iterations` (x_0 and every W-th iterate; 0 when off).
+    static func checkCount(iterations: Int, window: Int) -> Int { window > 0 ? iterations / window + 1 : 0 }
+
     /// Takes chain c's objectives on C at the current iterate (Q values), backs off the
     /// queries whose objective rose beyond the tolerance and moves the restart point of those
     /// at a new best. The first call (at x_0) only records the start.

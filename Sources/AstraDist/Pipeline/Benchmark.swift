@@ -169,7 +169,7 @@ extension Benchmark {
             // GGN products: the iterations and the power iteration (every query group runs its
             // own); forward tangents only: the objective evaluations on E, the back-off checks on C.
             let e = report.evaluationExamples, eigen = m.usesEigenbasis
-            let checks = o.backoffWindow > 0 ? report.iterations / o.backoffWindow + 1 : 0, c = min(o.checkBatch, e)
+            let checks = StepBackoff<Float>.checkCount(iterations: report.iterations, window: o.backoffWindow), c = min(o.checkBatch, e)
             let flops = m.isIterative ? Double(report.iterations) * ggnProductFLOPs(ctx.shape, batch: o.batchSize, queries: q, eigenbasis: eigen)
                 + Double(report.trace.count) * ggnProductFLOPs(ctx.shape, batch: e, queries: q, eigenbasis: eigen, forwardOnly: true)
                 + Double(checks) * ggnProductFLOPs(ctx.shape, batch: c, queries: q, eigenbasis: eigen, forwardOnly: true)
