@@ -5,10 +5,28 @@ import Foundation
 let world = MPICommunicator.world()
 setBLASThreads(1)
 
+/// Ends the whole job after an error on this rank (docs/commands.md, "How failures look"):
+/// one `error:` line with this rank's message, exit status `code` on every rank. Alone, a
+/// plain exit (no MPI banner). Under mpirun, rank 0 prints and aborts at once; another rank
+/// first sleeps `FailureExit.grace`, because when every rank raised the same (collective)
+/// error rank 0's abort ends it inside that pause and the user sees one line, not K.
 func fail(_ message: String, code: Int32 = 1) -> Never {
-    if world.rank == 0 { FileHandle.standardError.write(Data("error: \(message)\n".utf8)) }
-    MPICommunicator.finalize()
-    exit(code)
+    fflush(nil)
+    if world.size == 1 {
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        MPICommunicator.finalize()
+        exit(code)
+    }
+    var line = "error: \(message)\n"
+    if world.rank != 0 {
+        Thread.sleep(forTimeInterval: FailureExit.grace)
+        line = "error: rank \(world.rank): \(message)\n"
+    }
+    FileHandle.standardError.write(Data(line.utf8))
+    // mpirun forwards our stderr and prints its own abort notice separately: a short pause
+    // lets our line arrive first (measured: docs/commands.md).
+    Thread.sleep(forTimeInterval: FailureExit.forwardPause)
+    world.abort(code)
 }
 
 let mainHelp = """
@@ -42,6 +60,8 @@ do {
     // `bench train …`: the benchmark's name is the one positional argument.
     if name == "bench", let first = args.first, !first.hasPrefix("--") { args.removeFirst(); args += ["--bench-target", first] }
     let options = try Options(command: name, arguments: args, specs: command.specs + [OptionSpec(name: "bench-target", value: "NAME", help: "")])
+    // Leftovers of a write killed in an earlier command (docs/commands.md, "How failures look").
+    if world.isRoot, let dir = options.string("workdir") { WorkDirectory(dir).removeStaleTemporaries() }
     try command.run(options, world)
 } catch let e as AstraError {
     fail(e.message, code: 1)

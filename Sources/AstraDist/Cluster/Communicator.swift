@@ -48,8 +48,22 @@ extension Communicator {
         broadcast(&out, root: root)
         return out
     }
-    /// True on every rank if `flag` is true on any rank (for collective error handling).
+    /// True on every rank if `flag` is true on any rank (for decisions every rank takes from
+    /// values it computed itself, e.g. a divergence test on allreduced objectives).
     public func any(_ flag: Bool) -> Bool { allreduceMax(flag ? 1 : 0) > 0 }
+
+    /// Agrees on a failure: nil on every rank if `message` is nil on every rank, else on every
+    /// rank the message of the lowest failing rank, prefixed `rank R: ` when R is not 0, so
+    /// the line rank 0 prints is the failing rank's own. Collective; starts with the
+    /// non-spinning barrier, so a rank that finished its share early does not spin a core.
+    public func firstFailure(_ message: String?) -> String? {
+        barrier()
+        let failing = Int(allreduceMax(message != nil ? Double(size - rank) : 0))
+        guard failing > 0 else { return nil }
+        let root = size - failing
+        let text = String(decoding: broadcastBytes(Array((message ?? "").utf8), root: root), as: UTF8.self)
+        return root == 0 ? text : "rank \(root): \(text)"
+    }
 }
 
 /// Contiguous block `[lower, upper)` of `0..<count` owned by `rank` of `size`;

@@ -63,12 +63,16 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         guard size > 1, let base = buffer.baseAddress else { return }
         MPI_Allreduce(cmpi_in_place(), base, Int32(buffer.count), cmpi_double(), cmpi_max(), comm)
     }
+    /// Non-blocking broadcast waited for without spinning: the ranks that wait here often
+    /// wait while the root does long work alone (writing files, a sweep's journal).
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) {
         guard size > 1, let base = buffer.baseAddress else { return }
         var offset = 0
         while offset < buffer.count {
             let n = min(Self.chunk, buffer.count - offset)
-            MPI_Bcast(base + offset, Int32(n), cmpi_byte(), Int32(root), comm)
+            var request: MPI_Request? = nil
+            MPI_Ibcast(base + offset, Int32(n), cmpi_byte(), Int32(root), comm, &request)
+            Self.waitSleeping(&request)
             offset += n
         }
     }
@@ -88,7 +92,27 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         sendChunked(bytes, to: root, tag: tag)
         return nil
     }
-    public func barrier() { if size > 1 { MPI_Barrier(comm) } }
+    /// Non-blocking barrier waited for without spinning (`MPI_Barrier` busy-polls a core).
+    public func barrier() {
+        guard size > 1 else { return }
+        var request: MPI_Request? = nil
+        MPI_Ibarrier(comm, &request)
+        Self.waitSleeping(&request)
+    }
+
+    /// Completes `request` by `MPI_Test` between sleeps that grow from 50 µs to 2 ms: a
+    /// quick collective costs at most ~50 µs more, a long wait costs almost no CPU
+    /// (docs/design.md, "A waiting rank sleeps").
+    static func waitSleeping(_ request: inout MPI_Request?) {
+        var done: Int32 = 0
+        var pause = timespec(tv_sec: 0, tv_nsec: 50_000)
+        while true {
+            MPI_Test(&request, &done, cmpi_status_ignore())
+            if done != 0 { return }
+            nanosleep(&pause, nil)
+            pause.tv_nsec = min(pause.tv_nsec * 2, 2_000_000)
+        }
+    }
 
     public func send(_ bytes: [UInt8], to rank: Int, tag: Int) {
         var n = Int64(bytes.count)

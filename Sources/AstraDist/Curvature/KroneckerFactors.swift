@@ -118,12 +118,10 @@ extension KroneckerFactors {
         var failure: String?
         for (i, m) in matrices.enumerated() where owner[i] == comm.rank && failure == nil {
             do { results[i] = try SymmetricEigen(m) } catch {
-                failure = "eigendecomposition of \(i % 2 == 0 ? "A" : "S") of layer \(i / 2) failed: \(error)"
+                failure = "eigendecomposition of \(i % 2 == 0 ? "A" : "S") of layer \(i / 2) failed: \(error) (the factors hold NaN or Inf: check the model file and data, then re-run `astra-dist fit`)"
             }
         }
-        if comm.any(failure != nil) {
-            throw AstraError(failure ?? "eigendecomposition failed on another rank (the factors hold NaN or Inf: check the model file and data, then re-run `astra-dist fit`)")
-        }
+        if let message = comm.firstFailure(failure) { throw AstraError(message) }
         var bases: [LayerEigenbasis] = []
         var decoded: [(Matrix<Double>, [Double])] = []
         for (i, m) in matrices.enumerated() {

@@ -13,8 +13,7 @@ public enum TrainStage {
             do { try trainOne(ctx, seed: seed, checkpointEvery: checkpointEvery) }
             catch { failure = "\(error)"; break }
         }
-        if ctx.comm.any(failure != nil) { throw AstraError(failure ?? "train failed on another rank (see its message)") }
-        ctx.comm.barrier()
+        if let message = ctx.comm.firstFailure(failure) { throw AstraError(message) }
     }
 
     static func trainOne(_ ctx: RunContext, seed: UInt64, checkpointEvery: Int) throws {
