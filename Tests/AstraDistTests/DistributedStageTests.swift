@@ -4,8 +4,9 @@ import XCTest
 
 /// `fit` and `groundtruth` under `mpirun`, through the built executable.
 final class DistributedStageTests: XCTestCase {
-    /// `mpirun -n 1`, `-n 2` and `-n 4 --oversubscribe` give the same factors (relative
-    /// difference ≤ 1e-6: Λ is accumulated in double from float rotations of each batch).
+    /// `mpirun -n 1`, `-n 2` and `-n 4 --oversubscribe` give the same factors. Tier 2
+    /// (docs/design.md, "The same on any number of ranks"): relative difference ≤ 1e-6 of the
+    /// largest |Λ|, since Λ is accumulated in double from float rotations of each batch.
     func testFitIsRankCountInvariant() throws {
         let base = TestSupport.temporaryDirectory("fit")
         XCTAssertEqual(try TestSupport.run(["train", "--workdir", base, "--epochs", "5"]).status, 0)
@@ -36,7 +37,8 @@ final class DistributedStageTests: XCTestCase {
     }
 
     /// A sweep killed with SIGKILL mid-way and resumed on another rank count ends with the
-    /// same `groundtruth.npy` as an uninterrupted run, every job exactly once.
+    /// same `groundtruth.npy` as an uninterrupted run, every job exactly once. Tier 1
+    /// (docs/design.md, "The same on any number of ranks"): bytes compared with `==`.
     func testGroundTruthSurvivesKillAndResumes() throws {
         let args = ["--masks", "24", "--repeats", "2", "--epochs", "30", "--query-size", "20"]
         let clean = TestSupport.temporaryDirectory("gtclean")

@@ -5,6 +5,7 @@ import XCTest
 /// The built `astra-dist` under `mpirun` (the test process never initialises MPI).
 final class DistributedTrainTests: XCTestCase {
     /// Seeds trained under `mpirun -n 2` are bit-identical to the same seeds trained alone.
+    /// Tier 1 (docs/design.md, "The same on any number of ranks"): bytes compared with `==`.
     func testTrainingIsRankCountInvariant() throws {
         let alone = TestSupport.temporaryDirectory("train1"), two = TestSupport.temporaryDirectory("train2")
         let r1 = try TestSupport.run(["train", "--workdir", alone, "--seeds", "0,1", "--epochs", "3"])
@@ -18,7 +19,8 @@ final class DistributedTrainTests: XCTestCase {
         } }
     }
 
-    /// Bad input: one clear line on stderr, non-zero exit, nothing half-written.
+    /// Bad input: one clear line on stderr, non-zero exit, nothing half-written. No tier
+    /// (one process; failure behaviour, not results).
     func testBadInputFailsClearly() throws {
         let dir = TestSupport.temporaryDirectory("bad")
         let cases: [([String], String)] = [
@@ -52,6 +54,7 @@ final class DistributedTrainTests: XCTestCase {
         }
     }
 
+    /// Help lists the commands and a command's flags. No tier (one process, no results).
     func testHelpListsEveryCommand() throws {
         let r = try TestSupport.run(["--help"], timeout: 60)
         XCTAssertEqual(r.status, 0)

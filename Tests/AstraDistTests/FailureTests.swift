@@ -4,9 +4,9 @@ import XCTest
 
 /// An error on any rank under `mpirun -n 2` ends every rank, quickly, with a non-zero exit and
 /// one `error:` line carrying the failing rank's own message (docs/commands.md, "How failures
-/// look"). Tier (docs/design.md, "The same on any number of ranks"): none of the three — these
-/// tests check failure behaviour, not results; the bound is 30 s where a hang is unbounded
-/// (each run's own time limit, 120 s, is larger so a hang is reported as a failed bound).
+/// /// look"). No tier of docs/design.md's "The same on any number of ranks": these tests check
+/// failure behaviour, not results. The bound is 30 s where a hang is unbounded (each run's own
+/// time limit, 120 s, is larger, so a hang shows as a failed bound, not a killed suite).
 final class FailureTests: XCTestCase {
     /// The one bound every failing job must end within (seconds, from mpirun's start).
     static let bound = 30.0

@@ -13,11 +13,19 @@
 ///
 /// Decisions use values every rank of a query group holds identically, so all ranks take
 /// the same ones; the queries are independent, so they do not depend on the query grouping.
+/// Across rank counts the check values are equal only to reordering (tier 2 of docs/design.md,
+/// "The same on any number of ranks"), so every comparison has a relative `margin`: an
+/// objective that equals its threshold in exact arithmetic (no progress yet, a converged
+/// query) is decided the same way on any rank count (tier 3).
 /// Memory: one snapshot of the iterate per chain (Q·P values) while enabled.
 struct StepBackoff<T: BLASScalar> {
     let window: Int
     /// A rise counts once it exceeds this fraction of the progress so far, `h_C(x_0) − h_C(best)`.
     let tolerance: Double
+    /// Relative margin of the comparisons, in units of `|h_C(x_0)| + |h_C(best)|`: ten times the
+    /// ~1e-6 by which reordering moves the check values between rank counts (measured on
+    /// digits, DistributedScoreTests), far below a rise that matters.
+    static var margin: Double { 1e-5 }
     /// Back-offs taken so far, over all queries and chains.
     private(set) var count = 0
     private var scale: [[Double]]
@@ -51,9 +59,10 @@ struct StepBackoff<T: BLASScalar> {
         let queries = objectives.count
         for q in 0..<queries {
             let best = reference[c][q], progress = initial[c][q] - best
-            let rose = !(objectives[q] <= best + tolerance * progress)
+            let slack = Self.margin * (abs(initial[c][q]) + abs(best))
+            let rose = !(objectives[q] <= best + tolerance * progress + slack)
             if rose { scale[c][q] *= 0.5; count += 1 }
-            guard rose || objectives[q] < best else { continue }
+            guard rose || objectives[q] < best - slack else { continue }
             if !rose { reference[c][q] = objectives[q] }
             // Copy the query's blocks: restart → x after a rise (momentum cleared), x → restart
             // after a new best.

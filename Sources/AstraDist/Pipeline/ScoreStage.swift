@@ -148,13 +148,15 @@ public enum ScoreStage {
 
     struct TopEntry: Codable { var query: String; var helpful: [[Double]]; var harmful: [[Double]] }
 
-    /// Per query the K largest and K smallest scores, as [global training index, score].
+    /// Per query the K largest and K smallest scores, as [global training index, score]; equal
+    /// scores in training-index order, so the choice is a function of the scores alone (scores
+    /// closer than the reordering tolerance may still swap between rank counts).
     static func writeTop(_ scores: [Float], queries q: Int, train: Dataset, k: Int, meta: ScoreMetadata, ctx: RunContext) throws {
         let n = train.count
         var out: [TopEntry] = []
         for i in 0..<q {
             let row = Array(scores[(i * n)..<((i + 1) * n)])
-            let order = row.indices.sorted { row[$0] > row[$1] }
+            let order = row.indices.sorted { row[$0] != row[$1] ? row[$0] > row[$1] : $0 < $1 }
             func pick(_ idx: ArraySlice<Int>) -> [[Double]] { idx.map { [Double(train.globalIndex[$0]), Double(row[$0])] } }
             out.append(TopEntry(query: meta.queries[i], helpful: pick(order.prefix(k)), harmful: pick(order.suffix(k).reversed()[...])))
         }
