@@ -21,6 +21,7 @@ let workspaceOptions: [OptionSpec] = [
     OptionSpec(name: "train-size", value: "N", help: "training examples"),
     OptionSpec(name: "query-size", value: "Q", help: "query examples (held-out rows)"),
     OptionSpec(name: "hidden", value: "LIST", help: "hidden widths, e.g. 128,128,128"),
+    OptionSpec(name: "activation", value: "NAME", help: "MLP activation: relu (default) or gelu (exact erf form)"),
     OptionSpec(name: "lr", value: "X", help: "training learning rate"),
     OptionSpec(name: "momentum", value: "X", help: "training SGD momentum"),
     OptionSpec(name: "weight-decay", value: "X", help: "training weight decay"),
@@ -72,6 +73,7 @@ func makeContext(_ o: Options, _ comm: Communicator) throws -> RunContext {
     if let v = o.list("hidden") {
         c.hidden = try v.map { guard let w = Int($0), w > 0 else { throw AstraError("\(o.command): --hidden expects positive widths like 128,128") }; return w }
     }
+    if let v = o.string("activation") { c.activation = v == "relu" ? nil : v }
     if let v = try o.double("lr") { c.recipe.learningRate = v }
     if let v = try o.double("momentum") { c.recipe.momentum = v }
     if let v = try o.double("weight-decay") { c.recipe.weightDecay = v }

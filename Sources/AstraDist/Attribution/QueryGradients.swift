@@ -1,6 +1,7 @@
 /// The right-hand sides `v_q` of a block solve: Q vectors of P values, either explicit
-/// (any vectors) or the measurement gradients `∇f_q`, which are rank one per layer,
-/// `δ_q ā_qᵀ`, and are kept as their factors until a basis is chosen.
+/// (any vectors) or the measurement gradients `∇f_q`, kept per layer as their factors, the
+/// rows `ā_q` and output gradients `δ_q` (`Layer.exampleGradient` forms `Σ_t δ_q,t ā_q,tᵀ`;
+/// rank one, `δ_q ā_qᵀ`, for a linear layer), until a basis is chosen.
 public struct QueryGradients<T: BLASScalar>: Sendable {
     public let shape: NetworkShape
     /// Q.
@@ -10,7 +11,7 @@ public struct QueryGradients<T: BLASScalar>: Sendable {
     private enum Storage: Sendable {
         /// Q·P values, block layout of `NetworkShape`.
         case explicit([T])
-        /// Per layer δ (Q×O) and ā (Q×(I+1)), row-major.
+        /// Per layer δ (Q·positions×O) and ā (Q·positions×K), row-major.
         case rankOne(deltas: [[T]], inputs: [[T]])
     }
     private let storage: Storage
@@ -33,8 +34,8 @@ public struct QueryGradients<T: BLASScalar>: Sendable {
         case .rankOne(let deltas, let inputs):
             return [T](unsafeUninitializedCapacity: queries * shape.parameterCount) { bp, count in
                 for l in 0..<shape.layerCount {
-                    Self.outerProducts(deltas[l], inputs[l], layer: shape.layer(l), queries: queries,
-                                       into: bp.baseAddress! + shape.blockOffset(l, queries: queries))
+                    Self.exampleGradients(deltas[l], inputs[l], layer: shape.layer(l), queries: queries,
+                                          into: bp.baseAddress! + shape.blockOffset(l, queries: queries))
                 }
                 count = queries * shape.parameterCount
             }
@@ -42,8 +43,9 @@ public struct QueryGradients<T: BLASScalar>: Sendable {
     }
 
     /// The block in the eigenbasis of `ekfac` (entry `[q,i,j]` the coefficient of
-    /// `Q_S[:,i] ⊗ Q_A[:,j]`). Rank one: `(Q_Sᵀ δ_q)(Q_Aᵀ ā_q)ᵀ`, two GEMMs of Q rows per layer
-    /// plus Q·P writes, against Q·Σ_l O(I+1)(O+I+1) multiply-adds to rotate explicit vectors.
+    /// `Q_S[:,i] ⊗ Q_A[:,j]`): the rows and δ are rotated (`Q_Sᵀ(Σ_t δ_t ā_tᵀ)Q_A =
+    /// Σ_t (Q_Sᵀ δ_t)(Q_Aᵀ ā_t)ᵀ`), for a linear layer two GEMMs of Q rows per layer plus Q·P
+    /// writes, against Q·Σ_l O(I+1)(O+I+1) multiply-adds to rotate explicit vectors.
     public func eigenBlock(_ ekfac: EKFAC) -> [T] {
         precondition(ekfac.shape == shape, "QueryGradients.eigenBlock: factors for \(ekfac.shape), vectors for \(shape)")
         switch storage {
@@ -54,32 +56,30 @@ public struct QueryGradients<T: BLASScalar>: Sendable {
             // Every value is written below: no zero fill of the Q·P buffer.
             return [T](unsafeUninitializedCapacity: queries * shape.parameterCount) { bp, count in
                 for l in 0..<shape.layerCount {
-                    let layer = shape.layer(l)
-                    var u = [T](repeating: 0, count: queries * layer.outputs), w = [T](repeating: 0, count: queries * layer.augmented)
+                    let layer = shape.layer(l), rows = queries * layer.positions
+                    var u = [T](repeating: 0, count: rows * layer.outputFactorDimension), w = [T](repeating: 0, count: rows * layer.inputFactorDimension)
                     ekfac.layers[l].withEigenvectors(T.self) { qA, qS in
-                        layer.rotateOutputs(deltas[l], eigenvectorsS: qS, rows: queries, inverse: false, into: &u)
-                        layer.rotateInputs(abar: inputs[l], eigenvectorsA: qA, batch: queries, into: &w)
+                        layer.rotateOutputs(deltas[l], eigenvectorsS: qS, rows: rows, inverse: false, into: &u)
+                        layer.rotateInputs(abar: inputs[l], eigenvectorsA: qA, batch: rows, into: &w)
                     }
-                    Self.outerProducts(u, w, layer: layer, queries: queries, into: bp.baseAddress! + shape.blockOffset(l, queries: queries))
+                    Self.exampleGradients(u, w, layer: layer, queries: queries, into: bp.baseAddress! + shape.blockOffset(l, queries: queries))
                 }
                 count = queries * shape.parameterCount
             }
         }
     }
 
-    /// `out[q] = d_q a_qᵀ` (O×(I+1)) for every query.
-    private static func outerProducts(_ d: [T], _ a: [T], layer: LinearLayer, queries: Int, into out: UnsafeMutablePointer<T>) {
-        let o = layer.outputs, k = layer.augmented
-        for q in 0..<queries {
-            let dst = out + q * layer.parameterCount
-            for r in 0..<o { let dr = d[q * o + r]; for c in 0..<k { dst[r * k + c] = dr * a[q * k + c] } }
-        }
+    /// `out[q]` = query q's gradient of `layer` (O×K) from its δ and rows.
+    private static func exampleGradients(_ d: [T], _ a: [T], layer: NetworkLayer, queries: Int, into out: UnsafeMutablePointer<T>) {
+        d.withUnsafeBufferPointer { dp in a.withUnsafeBufferPointer { ap in
+            for q in 0..<queries { layer.exampleGradient(ds: dp.baseAddress!, rows: ap.baseAddress!, example: q, into: out + q * layer.parameterCount) }
+        } }
     }
 }
 
 extension Network {
     /// The measurements `f_q` (spec §1) and their gradients for a set of queries, kept as
-    /// their per-layer rank-one factors `δ_q`, `ā_q` (no Jacobian is formed).
+    /// their per-layer factors `δ_q`, `ā_q` (no Jacobian is formed).
     /// Complexity: one forward and backward pass over the queries.
     public func measurementGradients(queries: Dataset) -> QueryGradients<T> {
         let q = queries.count, c = shape.outputCount, tw = queries.targetWidth
@@ -99,8 +99,8 @@ extension Network {
         } }
         backward(batch: q, workspace: ws, gradient: nil)
         let layers = shape.layers
-        return QueryGradients(rankOneDeltas: layers.indices.map { Array(UnsafeBufferPointer(start: ws.ds[$0], count: q * layers[$0].outputs)) },
-                              inputs: layers.indices.map { Array(UnsafeBufferPointer(start: ws.abar[$0], count: q * layers[$0].augmented)) },
+        return QueryGradients(rankOneDeltas: layers.indices.map { Array(UnsafeBufferPointer(start: ws.ds[$0], count: q * layers[$0].outputWidth)) },
+                              inputs: layers.indices.map { Array(UnsafeBufferPointer(start: ws.abar[$0], count: q * layers[$0].positions * layers[$0].inputFactorDimension)) },
                               values: values, shape: shape)
     }
 }

@@ -6,7 +6,7 @@ public enum DenseCurvature {
     /// Independent of the tangent machinery, so it checks `GGNProduct` and the factors.
     /// Complexity: N·C·P² multiply-adds (one DGEMM per batch) plus N·C backward passes.
     public static func denseGGN(network: Network<Double>, data: Dataset) -> Matrix<Double> {
-        let shape = network.shape, layers = shape.layers, p = shape.parameterCount, c = shape.outputCount, n = data.count
+        let shape = network.shape, p = shape.parameterCount, c = shape.outputCount, n = data.count
         var g = Matrix<Double>(rows: p, cols: p)
         guard n > 0 else { return g }
         // Batch so that the stacked Jacobian (B·C)×P stays near 4 M doubles.
@@ -22,17 +22,15 @@ public enum DenseCurvature {
                 data.gather(all[start..<(start + b)], x: xp.baseAddress!, y: yp.baseAddress!)
                 network.forward(xp.baseAddress!, batch: b, workspace: ws)
             } }
-            // Row (b·C + k) of the stacked Jacobian: ∂y_k/∂θ of example b, layer blocks Ds_l ⊗ ā_l.
+            // Row (b·C + k) of the stacked Jacobian: ∂y_k/∂θ of example b, per layer its example gradient.
             for k in 0..<c {
                 for i in 0..<(b * c) { ws.outputGradient[i] = i % c == k ? 1 : 0 }
                 network.backward(batch: b, workspace: ws, gradient: nil)
                 for e in 0..<b {
                     let row = (e * c + k) * p
-                    for (l, layer) in layers.enumerated() {
-                        let o = layer.outputs, a = layer.augmented, off = row + shape.offset(l)
-                        for r in 0..<o {
-                            let d = ws.ds[l][e * o + r]
-                            for j in 0..<a { jac[off + r * a + j] = d * ws.abar[l][e * a + j] }
+                    jac.withUnsafeMutableBufferPointer { jp in
+                        for (l, layer) in shape.layers.enumerated() {
+                            layer.exampleGradient(ds: ws.ds[l], rows: ws.abar[l], example: e, into: jp.baseAddress! + row + shape.offset(l))
                         }
                     }
                 }
@@ -66,7 +64,8 @@ public enum DenseCurvature {
     ///
     /// Computed with the R-operator (Pearlmutter): forward tangents, then the backward pass
     /// differentiated along each direction, which adds to the GGN term the second-order
-    /// terms `Dsᵀ dā` and `dWᵀ Ds` that couple layers. ReLU is piecewise linear, so its second
+    /// terms `Dsᵀ dā` and `dWᵀ Ds` that couple layers, and each pointwise operation's
+    /// `f''(v) ∘ dv ∘ g` (`Pointwise.hessianTranspose`). ReLU is piecewise linear, so its second
     /// derivative is zero wherever it exists: this is the exact Hessian at every θ where no
     /// pre-activation is exactly 0 (everywhere but a measure-zero set), with no
     /// finite-difference error and no risk of a step crossing a ReLU kink. Symmetrised.
@@ -102,16 +101,15 @@ public enum DenseCurvature {
     /// (layout of `NetworkShape`), by the R-operator over all of `data` in batches.
     public static func hessianProduct<T: BLASScalar>(network: Network<T>, data: Dataset, directions v: UnsafePointer<T>, queries q: Int,
                                                      into out: UnsafeMutablePointer<T>) {
-        let shape = network.shape, layers = shape.layers, n = data.count, c = shape.outputCount, tw = data.targetWidth
+        let shape = network.shape, n = data.count, c = shape.outputCount, tw = data.targetWidth
         out.initialize(repeating: 0, count: q * shape.parameterCount)
         guard n > 0 else { return }
         let bs = max(1, min(n, 128))
         let ws = Workspace<T>(shape: shape, capacity: bs)
         let x = UnsafeMutablePointer<T>.allocate(capacity: bs * data.featureCount), y = UnsafeMutablePointer<T>.allocate(capacity: bs * tw)
-        // dS_l (B×Q×O): tangents forward, then R(Ds_l) backward; dA_l (B×Q×I) for l ≥ 1.
-        let dS = layers.map { UnsafeMutablePointer<T>.allocate(capacity: bs * q * $0.outputs) }
-        let dA = layers.map { UnsafeMutablePointer<T>.allocate(capacity: bs * q * $0.inputs) }
-        defer { x.deallocate(); y.deallocate(); dS.forEach { $0.deallocate() }; dA.forEach { $0.deallocate() } }
+        // Per value: its forward tangent (B×Q×width), then on the way back the R-operator of its gradient.
+        let t = TangentBuffers<T>(shape: shape, batch: bs, queries: q, inPlace: false)
+        defer { x.deallocate(); y.deallocate() }
         let all = Array(0..<n)
         var start = 0
         network.parameters.withUnsafeBufferPointer { wp in
@@ -120,25 +118,19 @@ public enum DenseCurvature {
                 let b = min(bs, n - start)
                 data.gather(all[start..<(start + b)], x: x, y: y)
                 network.lossBackward(x, y, batch: b, workspace: ws)  // Ds_l of every layer
-                for (l, layer) in layers.enumerated() {
-                    layer.tangent(abar: ws.abar[l], da: l == 0 ? nil : UnsafePointer(dA[l]), directions: v + q * shape.offset(l),
-                                  weights: w + shape.offset(l), ds: dS[l], batch: b, queries: q)
-                    if l + 1 < layers.count {
-                        dA[l + 1].update(from: dS[l], count: b * q * layer.outputs)
-                        GGNProduct<T>.reluMask(dA[l + 1], s: ws.s[l], batch: b, queries: q, width: layer.outputs)
-                    }
+                network.forwardTangents(batch: b, queries: q, workspace: ws, tangents: t) { l, layer, da, ds in
+                    layer.tangent(abar: ws.abar[l], da: da, directions: v + q * shape.offset(l), weights: w + shape.offset(l), ds: ds, batch: b, queries: q)
                 }
-                network.loss.applyOutputHessian(y: ws.output, dy: dS[layers.count - 1], batch: b, queries: q, outputs: c)
-                for l in stride(from: layers.count - 1, through: 0, by: -1) {
-                    let layer = layers[l], block = out + q * shape.offset(l)
+                network.loss.applyOutputHessian(y: ws.output, dy: t.output, batch: b, queries: q, outputs: c)
+                network.transposeTangents(batch: b, queries: q, workspace: ws, tangents: t, secondOrder: true) { l, layer, rds, rda in
+                    let block = out + q * shape.offset(l)
                     // R(∇W̄_l) = R(Ds_l) ā_lᵀ + Ds_l dā_lᵀ
-                    layer.blockGradient(ds: dS[l], abar: ws.abar[l], beta: 1, out: block, batch: b, queries: q)
-                    guard l > 0 else { break }
-                    layer.directionalWeightGradient(ds: ws.ds[l], tangentInput: dA[l], out: block, batch: b, queries: q)
-                    // R(Ds_{l−1}) = 1[s_{l−1} > 0] ∘ (R(Ds_l) W_l + Ds_l dW_l)
-                    layer.blockBackwardInput(ds: dS[l], weights: w + shape.offset(l), da: dS[l - 1], batch: b, queries: q)
-                    layer.directionalBackwardInput(ds: ws.ds[l], directions: v + q * shape.offset(l), da: dS[l - 1], batch: b, queries: q)
-                    GGNProduct<T>.reluMask(dS[l - 1], s: ws.s[l - 1], batch: b, queries: q, width: layer.inputs)
+                    layer.blockGradient(ds: rds, abar: ws.abar[l], beta: 1, out: block, batch: b, queries: q)
+                    guard let rda else { return }
+                    // rda holds dA_l (the input tangent) until it is overwritten with R(Da_l) = R(Ds_l) W_l + Ds_l dW_l.
+                    layer.directionalWeightGradient(ds: ws.ds[l], tangentInput: rda, out: block, batch: b, queries: q)
+                    layer.blockBackwardInput(ds: rds, weights: w + shape.offset(l), da: rda, batch: b, queries: q)
+                    layer.directionalBackwardInput(ds: ws.ds[l], directions: v + q * shape.offset(l), da: rda, batch: b, queries: q)
                 }
                 start += b
             }

@@ -8,7 +8,8 @@ import Foundation
 /// concatenated, Q·P values). The *eigenbasis layout* of a block is the same shape, entry
 /// `[q, i, j]` the coefficient of eigenvector `Q_S[:,i] ⊗ Q_A[:,j]`.
 public struct EKFAC: Sendable {
-    /// One layer's factors. Eigenvalues are float64; eigenvectors are kept in float64 and,
+    /// One layer's factors, keyed by their dimensions (K = `inputFactorDimension`,
+    /// O = `outputFactorDimension`; `inputs` is K − 1). Eigenvalues are float64; eigenvectors are kept in float64 and,
     /// for the production path, in float32.
     public struct LayerFactors: Sendable {
         public let inputs: Int
@@ -63,7 +64,8 @@ public struct EKFAC: Sendable {
     public let meta: [String: String]
 
     public init(shape: NetworkShape, layers: [LayerFactors], exampleCount: Int, mode: FisherMode, meta: [String: String] = [:]) {
-        precondition(layers.count == shape.layerCount && zip(layers, shape.layers).allSatisfy { $0.inputs == $1.inputs && $0.outputs == $1.outputs },
+        precondition(layers.count == shape.layerCount
+                     && zip(layers, shape.layers).allSatisfy { $0.qA.rows == $1.inputFactorDimension && $0.qS.rows == $1.outputFactorDimension },
                      "EKFAC: factors do not match shape \(shape)")
         self.shape = shape; self.layers = layers; self.exampleCount = exampleCount; self.mode = mode; self.meta = meta
     }

@@ -14,6 +14,8 @@ extension EKFAC {
         struct LayerEntry: Codable { var inputs: Int; var outputs: Int; var files: [String: String] }
         var format: String
         var widths: [Int]
+        /// The network's operations (absent in files of MLPs with ReLU written before them).
+        var operations: [NetworkOperation]?
         var exampleCount: Int
         var fisher: String
         var layers: [LayerEntry]
@@ -39,7 +41,7 @@ extension EKFAC {
             }
             entries.append(.init(inputs: f.inputs, outputs: f.outputs, files: files))
         }
-        let manifest = Manifest(format: Self.formatName, widths: shape.widths, exampleCount: exampleCount, fisher: mode.rawValue,
+        let manifest = Manifest(format: Self.formatName, widths: shape.widths, operations: shape.operations, exampleCount: exampleCount, fisher: mode.rawValue,
                                 layers: entries, meta: meta.merging(extra) { _, new in new })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -62,7 +64,13 @@ extension EKFAC {
               let mode = FisherMode(rawValue: manifest.fisher), manifest.exampleCount > 0 else {
             throw AstraError("\(manifestPath): inconsistent manifest (widths, layers, Fisher mode or N); \(refit)")
         }
-        let stored = NetworkShape(widths: manifest.widths)
+        if let ops = manifest.operations, let problem = NetworkShape.problem(with: ops) {
+            throw AstraError("\(manifestPath): inconsistent operations (\(problem)); \(refit)")
+        }
+        let stored = manifest.operations.map { NetworkShape(operations: $0) } ?? NetworkShape(widths: manifest.widths)
+        guard stored.widths == manifest.widths, stored.layerCount == manifest.layers.count else {
+            throw AstraError("\(manifestPath): operations do not match widths; \(refit)")
+        }
         if let shape, shape != stored {
             throw AstraError("\(manifestPath): factors are for a network \(stored), the model is \(shape); \(refit)")
         }

@@ -2,12 +2,13 @@
 /// `Λ_l[i,j] = (1/N) Σ_n Σ_draws ((Q_Sᵀ Ds_n)_i)² ((Q_Aᵀ ā_n)_j)²` (O×(I+1)), the diagonal of
 /// the layer's GGN block in the Kronecker eigenbasis `Q_S[:,i] ⊗ Q_A[:,j]`.
 ///
-/// Per batch and layer: rotate (`Ds Q_S`, `Ā Q_A`, GEMMs in T), square, one GEMM
-/// `(U²)ᵀ W²`, added to Double accumulators. In exact mode `U²` is summed over the C
-/// draws before that GEMM (the input side does not depend on the draw).
+/// Per batch and layer the layer contracts its per-example gradients in the eigenbasis
+/// (`Layer.accumulateEigenCorrectionDraw` per draw, then `finishEigenCorrection`), added to
+/// Double accumulators; a linear layer's rank-one gradients take one GEMM `(U²)ᵀ W²` per
+/// batch, `U²` summed over the draws first.
 public struct EigenvalueCorrection: Sendable {
     public var shape: NetworkShape
-    /// Per layer, O×(I+1), indexed `[S-eigenvector i, A-eigenvector j]`.
+    /// Per layer, O×K, indexed `[S-eigenvector i, A-eigenvector j]`.
     public var lambda: [Matrix<Double>]
     public var exampleCount: Int
     public var isMean: Bool
@@ -31,26 +32,26 @@ public struct EigenvalueCorrection: Sendable {
         // Eigenvectors in the working precision, converted once.
         let qA = bases.map { converted($0.qA, to: T.self) }, qS = bases.map { converted($0.qS, to: T.self) }
         var sums = layers.map { [Double](repeating: 0, count: $0.outputFactorDimension * $0.inputFactorDimension) }
-        let u2 = layers.map { UnsafeMutablePointer<T>.allocate(capacity: cap * $0.outputFactorDimension) }
+        let state = layers.map { UnsafeMutablePointer<T>.allocate(capacity: $0.eigenCorrectionStateCount(batch: cap)) }
         let scratch = UnsafeMutablePointer<T>.allocate(capacity: passes.scratchCount)
-        defer { u2.forEach { $0.deallocate() }; scratch.deallocate() }
+        defer { state.forEach { $0.deallocate() }; scratch.deallocate() }
         let draws = mode.draws(outputs: shape.outputCount)
         var done = 0
         passes.forEachBatch(shard) { batch in
             let b = batch.count
-            for (l, layer) in layers.enumerated() { u2[l].initialize(repeating: 0, count: b * layer.outputFactorDimension) }
+            for (l, layer) in layers.enumerated() { layer.beginEigenCorrection(state: state[l], batch: b) }
             for draw in 0..<draws {
                 passes.backpropagate(draw: draw, positions: batch, mode: mode, seed: seed)
                 for (l, layer) in layers.enumerated() {
-                    qS[l].withUnsafeBufferPointer { q in
-                        layer.accumulateRotatedOutputSquares(ds: passes.ws.ds[l], eigenvectorsS: q.baseAddress!, batch: b, scratch: scratch, into: u2[l])
-                    }
+                    qS[l].withUnsafeBufferPointer { s in qA[l].withUnsafeBufferPointer { a in sums[l].withUnsafeMutableBufferPointer { acc in
+                        layer.accumulateEigenCorrectionDraw(ds: passes.ws.ds[l], rows: passes.ws.abar[l], eigenvectorsS: s.baseAddress!, eigenvectorsA: a.baseAddress!,
+                                                            batch: b, state: state[l], scratch: scratch, into: acc.baseAddress!)
+                    } } }
                 }
             }
             for (l, layer) in layers.enumerated() {
                 qA[l].withUnsafeBufferPointer { q in sums[l].withUnsafeMutableBufferPointer { acc in
-                    layer.accumulateEigenCorrection(abar: passes.ws.abar[l], rotatedOutputSquares: u2[l], eigenvectorsA: q.baseAddress!,
-                                                    batch: b, scratch: scratch, into: acc.baseAddress!)
+                    layer.finishEigenCorrection(rows: passes.ws.abar[l], eigenvectorsA: q.baseAddress!, batch: b, state: state[l], scratch: scratch, into: acc.baseAddress!)
                 } }
             }
             done += b

@@ -1,13 +1,13 @@
 /// Exact mini-batch GGN products `G̃_B V = (1/|B|) Σ_{n∈B} J_nᵀ H_L,n J_n V` for a block of
 /// Q vectors (spec §4), with every step a GEMM over the block:
-/// forward pass; forward-mode tangents `dS_l = dW̄_l ā_l + W_l dA_l` (B×Q×O), `dA_{l+1} =
-/// 1[s_l > 0] ∘ dS_l`; output tangents times `H_L`; backward of that block through the same
-/// linearisation with per-layer block gradients.
+/// forward pass; forward-mode tangents of the network walk (`dS_l = dW̄_l ā_l + W_l dA_l`
+/// (B×Q×O) per layer, `f'(v) ∘ dv` per pointwise operation); output tangents times `H_L`;
+/// the transposed walk of that block with per-layer block gradients.
 ///
 /// In the EK-FAC eigenbasis (`eigenbasis` given) the block holds eigen-coordinates `Y`
 /// (`dW̄ = Q_S Y Q_Aᵀ`) and the product is `Rᵀ G̃_B R Y`, R the block rotation. The batch is
 /// rotated instead of the block: `Ā Q_A` once per batch for all queries, the tangents
-/// `dS Q_S ⇄ dS` (B·Q·O² per layer each way) around the ReLU masks, and the weights
+/// `dS Q_S ⇄ dS` (B·Q·O² per layer each way) around the pointwise operations, and the weights
 /// `Q_Sᵀ W̄` once. That is about a third more work than the product itself, against
 /// Q·Σ_l 2·O(I+1)(O+I+1) to rotate the block in and out.
 ///
@@ -28,8 +28,8 @@ public final class GGNProduct<T: BLASScalar> {
     private let ws: Workspace<T>
     private let x: UnsafeMutablePointer<T>
     private let y: UnsafeMutablePointer<T>
-    /// Per layer B×(Q·O): tangents on the way forward, cotangents on the way back.
-    private let tangents: [UnsafeMutablePointer<T>]
+    /// Per value B×(Q·width): tangents on the way forward, cotangents on the way back.
+    private let tangents: TangentBuffers<T>
     /// Eigenbasis only: `Q_Sᵀ W̄` (P values), per layer `Ā Q_A` (B×(I+1)), and one B×(Q·O) buffer.
     private let rotatedWeights: [T]
     private let rotatedInputs: [UnsafeMutablePointer<T>]
@@ -47,16 +47,16 @@ public final class GGNProduct<T: BLASScalar> {
         ws = Workspace(shape: network.shape, capacity: maxBatch)
         x = .allocate(capacity: maxBatch * data.featureCount)
         y = .allocate(capacity: maxBatch * data.targetWidth)
-        tangents = layers.map { .allocate(capacity: maxBatch * queries * $0.outputs) }
+        tangents = TangentBuffers(shape: network.shape, batch: maxBatch, queries: queries, inPlace: true)
         if let eigenbasis {
             rotatedWeights = network.parameters.withUnsafeBufferPointer { eigenbasis.outputRotatedWeights($0.baseAddress!) }
-            rotatedInputs = layers.map { .allocate(capacity: maxBatch * $0.augmented) }
-            rotated = .allocate(capacity: maxBatch * queries * layers.map(\.outputs).max()!)
+            rotatedInputs = layers.map { .allocate(capacity: maxBatch * $0.positions * $0.inputFactorDimension) }
+            rotated = .allocate(capacity: maxBatch * queries * layers.map(\.outputWidth).max()!)
         } else {
             rotatedWeights = []; rotatedInputs = []; rotated = .allocate(capacity: 1)
         }
     }
-    deinit { x.deallocate(); y.deallocate(); tangents.forEach { $0.deallocate() }; rotatedInputs.forEach { $0.deallocate() }; rotated.deallocate() }
+    deinit { x.deallocate(); y.deallocate(); rotatedInputs.forEach { $0.deallocate() }; rotated.deallocate() }
 
     /// Values in one block: Q·P.
     public var blockCount: Int { queries * network.shape.parameterCount }
@@ -69,27 +69,26 @@ public final class GGNProduct<T: BLASScalar> {
     /// 2·|indices|·Q·Σ_l O_l²).
     public func apply(_ v: UnsafePointer<T>, indices: ArraySlice<Int>, into out: UnsafeMutablePointer<T>, comm: Communicator?, totalBatch: Int) {
         precondition(totalBatch > 0, "GGNProduct.apply: totalBatch must be positive")
-        let shape = network.shape, layers = shape.layers, q = queries, count = blockCount, last = layers.count - 1
+        let shape = network.shape, q = queries, count = blockCount
         if indices.isEmpty { out.initialize(repeating: 0, count: count) }
         var first = true
         forEachChunk(of: v, indices: indices) { b, w in
-            network.loss.applyOutputHessian(y: ws.output, dy: tangents[last], batch: b, queries: q, outputs: shape.outputCount)
+            let cotangent = tangents.output
+            network.loss.applyOutputHessian(y: ws.output, dy: cotangent, batch: b, queries: q, outputs: shape.outputCount)
             // 1/|B| on the output cotangents (B·Q·C values) rather than on the Q·P result.
             let scale = 1 / T(totalBatch)
-            for k in 0..<(b * q * shape.outputCount) { tangents[last][k] *= scale }
+            for k in 0..<(b * q * shape.outputCount) { cotangent[k] *= scale }
             // Backward of the block; later chunks add into `out`.
-            for l in stride(from: last, through: 0, by: -1) {
-                let layer = layers[l]
+            network.transposeTangents(batch: b, queries: q, workspace: ws, tangents: tangents) { l, layer, dsOut, daIn in
                 withBasis(l) { _, qS in
-                    var ds = UnsafePointer(tangents[l]), abar = UnsafePointer(ws.abar[l])
+                    var ds = dsOut, abar = UnsafePointer(ws.abar[l])
                     if let qS {
-                        layer.rotateOutputs(ds, eigenvectorsS: qS, rows: b * q, inverse: false, into: rotated)
+                        layer.rotateOutputs(ds, eigenvectorsS: qS, rows: b * q * layer.positions, inverse: false, into: rotated)
                         ds = UnsafePointer(rotated); abar = UnsafePointer(rotatedInputs[l])
                     }
                     layer.blockGradient(ds: ds, abar: abar, beta: first ? 0 : 1, out: out + q * shape.offset(l), batch: b, queries: q)
-                    if l > 0 { layer.blockBackwardInput(ds: ds, weights: w + shape.offset(l), da: tangents[l - 1], batch: b, queries: q) }
+                    if let daIn { layer.blockBackwardInput(ds: ds, weights: w + shape.offset(l), da: daIn, batch: b, queries: q) }
                 }
-                if l > 0 { Self.reluMask(tangents[l - 1], s: ws.s[l - 1], batch: b, queries: q, width: layer.inputs) }
             }
             first = false
         }
@@ -103,11 +102,11 @@ public final class GGNProduct<T: BLASScalar> {
     /// over `comm` if given.
     public func quadraticForms(_ v: UnsafePointer<T>, indices: ArraySlice<Int>, comm: Communicator?, totalBatch: Int) -> [Double] {
         precondition(totalBatch > 0, "GGNProduct.quadraticForms: totalBatch must be positive")
-        let c = network.shape.outputCount, last = network.shape.layers.count - 1
+        let c = network.shape.outputCount
         var forms = [Double](repeating: 0, count: queries)
         forms.withUnsafeMutableBufferPointer { f in
             forEachChunk(of: v, indices: indices) { b, _ in
-                network.loss.addOutputHessianForms(y: ws.output, dy: tangents[last], batch: b, queries: queries, outputs: c, into: f.baseAddress!)
+                network.loss.addOutputHessianForms(y: ws.output, dy: tangents.output, batch: b, queries: queries, outputs: c, into: f.baseAddress!)
             }
         }
         for k in 0..<queries { forms[k] /= Double(totalBatch) }
@@ -116,10 +115,10 @@ public final class GGNProduct<T: BLASScalar> {
     }
 
     /// For each chunk of at most `maxBatch` of `indices`: the forward pass (into `ws`) and the
-    /// forward-mode tangents of the block `v` (the output tangents in `tangents[last]`), then
+    /// forward-mode tangents of the block `v` (the output tangents in `tangents.output`), then
     /// `body(chunk size, weights in the block's coordinates)`.
     private func forEachChunk(of v: UnsafePointer<T>, indices: ArraySlice<Int>, _ body: (Int, UnsafePointer<T>) -> Void) {
-        let shape = network.shape, layers = shape.layers, q = queries, last = layers.count - 1
+        let shape = network.shape, q = queries
         var start = indices.startIndex
         let weights = eigenbasis == nil ? network.parameters : rotatedWeights
         weights.withUnsafeBufferPointer { wp in
@@ -128,19 +127,17 @@ public final class GGNProduct<T: BLASScalar> {
                 let end = min(start + maxBatch, indices.endIndex), b = end - start
                 data.gather(indices[start..<end], x: x, y: y)
                 network.forward(x, batch: b, workspace: ws)
-                // The masked tangent of layer l is dA of layer l+1.
-                for (l, layer) in layers.enumerated() {
+                network.forwardTangents(batch: b, queries: q, workspace: ws, tangents: tangents) { l, layer, da, ds in
                     withBasis(l) { qA, qS in
-                        let da = l == 0 ? nil : UnsafePointer(tangents[l - 1]), dirs = v + q * shape.offset(l), wl = w + shape.offset(l)
+                        let dirs = v + q * shape.offset(l), wl = w + shape.offset(l)
                         if let qA, let qS {
-                            layer.rotateInputs(abar: ws.abar[l], eigenvectorsA: qA, batch: b, into: rotatedInputs[l])
+                            layer.rotateInputs(abar: ws.abar[l], eigenvectorsA: qA, batch: b * layer.positions, into: rotatedInputs[l])
                             layer.tangent(abar: rotatedInputs[l], da: da, directions: dirs, weights: wl, ds: rotated, batch: b, queries: q)
-                            layer.rotateOutputs(rotated, eigenvectorsS: qS, rows: b * q, inverse: true, into: tangents[l])
+                            layer.rotateOutputs(rotated, eigenvectorsS: qS, rows: b * q * layer.positions, inverse: true, into: ds)
                         } else {
-                            layer.tangent(abar: ws.abar[l], da: da, directions: dirs, weights: wl, ds: tangents[l], batch: b, queries: q)
+                            layer.tangent(abar: ws.abar[l], da: da, directions: dirs, weights: wl, ds: ds, batch: b, queries: q)
                         }
                     }
-                    if l < last { Self.reluMask(tangents[l], s: ws.s[l], batch: b, queries: q, width: layer.outputs) }
                 }
                 body(b, w)
                 start = end
@@ -162,19 +159,6 @@ public final class GGNProduct<T: BLASScalar> {
             apply(vp.baseAddress!, indices: indices, into: $0.baseAddress!, comm: comm, totalBatch: totalBatch ?? indices.count)
         } }
         return out
-    }
-
-    /// `t[b,q,j] ← 0` where `s[b,j] ≤ 0` (ReLU derivative broadcast over the Q vectors);
-    /// t is B×(Q·width), s is B×width.
-    @inline(__always)
-    static func reluMask(_ t: UnsafeMutablePointer<T>, s: UnsafePointer<T>, batch: Int, queries: Int, width: Int) {
-        for b in 0..<batch {
-            let sb = s + b * width
-            for q in 0..<queries {
-                let tb = t + (b * queries + q) * width
-                for j in 0..<width { tb[j] = sb[j] > 0 ? tb[j] : 0 }  // branch-free select vectorises
-            }
-        }
     }
 
     /// The mini-batch of `iteration`: `size` positions drawn uniformly with replacement from

@@ -1,5 +1,6 @@
-/// A multilayer perceptron: linear layers with ReLU between them, no activation after
-/// the last. Parameters are one flat vector (layout in `NetworkShape`).
+/// A network: a sequence of operations (`NetworkShape`) with a loss. Parameters are one flat
+/// vector (layout in `NetworkShape`). This file and `NetworkWalk.swift` are the only code
+/// that walks the sequence; everything else sees layers and blocks.
 public struct Network<T: BLASScalar>: Sendable {
     public var shape: NetworkShape
     public var loss: LossKind
@@ -11,8 +12,8 @@ public struct Network<T: BLASScalar>: Sendable {
         self.shape = shape; self.loss = loss; self.parameters = parameters
     }
 
-    /// PyTorch's default `nn.Linear` initialisation: weights and bias ~ U(−1/√I, 1/√I),
-    /// drawn from the counter-based stream `(seed, initialization, layer)`.
+    /// PyTorch's default `nn.Linear` initialisation: weights and bias ~ U(−1/√fan-in, 1/√fan-in)
+    /// (fan-in K − 1), drawn from the counter-based stream `(seed, initialization, layer)`.
     public init(shape: NetworkShape, loss: LossKind, seed: UInt64) {
         var p = [T](repeating: 0, count: shape.parameterCount)
         for l in 0..<shape.layerCount {
@@ -34,69 +35,72 @@ public struct Network<T: BLASScalar>: Sendable {
 public final class Workspace<T: BLASScalar> {
     public let shape: NetworkShape
     public let capacity: Int
-    /// Per layer: `ā_l` B×(I+1), last column 1.
-    public var abar: [UnsafeMutablePointer<T>]
-    /// Per layer: pre-activation `s_l`, B×O.
-    public var s: [UnsafeMutablePointer<T>]
+    /// Per value k ≥ 1 (k = 0, the data, is not kept; its entry is a placeholder): B×width_k.
+    public let values: [UnsafeMutablePointer<T>]
+    /// Per value k ≥ 1: `∂(objective)/∂value_k`, B×width_k, filled by `backward`.
+    public let gradients: [UnsafeMutablePointer<T>]
+    /// Per layer: its rows `ā_l` (for a linear layer B×(I+1), last column 1).
+    public let abar: [UnsafeMutablePointer<T>]
+    /// Per layer: its output `s_l` (the value after it), B×O.
+    public let s: [UnsafeMutablePointer<T>]
     /// Per layer: `Ds_l = ∂(objective)/∂s_l`, B×O.
-    public var ds: [UnsafeMutablePointer<T>]
-    /// B×max(I) scratch for input gradients.
-    var da: UnsafeMutablePointer<T>
+    public let ds: [UnsafeMutablePointer<T>]
 
     public init(shape: NetworkShape, capacity: Int) {
         self.shape = shape; self.capacity = capacity
-        let layers = shape.layers
-        abar = layers.map { .allocate(capacity: capacity * $0.augmented) }
-        s = layers.map { .allocate(capacity: capacity * $0.outputs) }
-        ds = layers.map { .allocate(capacity: capacity * $0.outputs) }
-        da = .allocate(capacity: capacity * (layers.map(\.inputs).max() ?? 1))
+        let sizes = shape.valueWidths.enumerated().map { $0.offset == 0 ? 1 : capacity * $0.element }
+        let values = sizes.map { UnsafeMutablePointer<T>.allocate(capacity: $0) }, gradients = sizes.map { UnsafeMutablePointer<T>.allocate(capacity: $0) }
+        abar = shape.layers.map { .allocate(capacity: capacity * $0.positions * $0.inputFactorDimension) }
+        let after = shape.layerIndex.indices.filter { shape.layerIndex[$0] != nil }.map { $0 + 1 }
+        self.values = values; self.gradients = gradients
+        s = after.map { values[$0] }
+        ds = after.map { gradients[$0] }
     }
-    deinit { (abar + s + ds).forEach { $0.deallocate() }; da.deallocate() }
+    deinit { (values + gradients + abar).forEach { $0.deallocate() } }
 
     /// Output `y` of the last forward pass, B×C.
-    public var output: UnsafeMutablePointer<T> { s[s.count - 1] }
+    public var output: UnsafeMutablePointer<T> { values[values.count - 1] }
     /// `∂/∂y` to fill before `backward`, B×C.
-    public var outputGradient: UnsafeMutablePointer<T> { ds[ds.count - 1] }
+    public var outputGradient: UnsafeMutablePointer<T> { gradients[gradients.count - 1] }
 }
 
 extension Network {
-    /// Forward pass of B examples; `x` is B×D. Fills `ā_l`, `s_l`; the output is `ws.output`.
+    /// Forward pass of B examples; `x` is B×D. Fills every value and each layer's rows
+    /// `ā_l`; the output is `ws.output`.
     public func forward(_ x: UnsafePointer<T>, batch: Int, workspace ws: Workspace<T>) {
         precondition(batch <= ws.capacity)
-        let layers = shape.layers
-        let d = shape.inputCount
-        for b in 0..<batch {
-            (ws.abar[0] + b * (d + 1)).update(from: x + b * d, count: d)
-            ws.abar[0][b * (d + 1) + d] = 1
-        }
         parameters.withUnsafeBufferPointer { w in
-            for (l, layer) in layers.enumerated() {
-                layer.forward(abar: ws.abar[l], weights: w.baseAddress! + shape.offset(l), s: ws.s[l], batch: batch)
-                if l + 1 < layers.count {
-                    let o = layer.outputs, next = ws.abar[l + 1], s = ws.s[l]
-                    for b in 0..<batch {
-                        reluForward(s + b * o, next + b * (o + 1), count: o)
-                        next[b * (o + 1) + o] = 1
-                    }
+            for (k, op) in shape.operations.enumerated() {
+                let input = k == 0 ? x : UnsafePointer(ws.values[k])
+                switch op {
+                case .layer(let layer):
+                    let l = shape.layerIndex[k]!
+                    layer.makeRows(input: input, batch: batch, into: ws.abar[l])
+                    layer.forward(abar: ws.abar[l], weights: w.baseAddress! + shape.offset(l), s: ws.values[k + 1], batch: batch)
+                case .pointwise(let f):
+                    f.forward(input, into: ws.values[k + 1], count: batch * shape.valueWidths[k])
                 }
             }
         }
     }
 
-    /// Backward pass from `ws.outputGradient` (B×C) after `forward`: fills `Ds_l` of every
-    /// layer and, if `gradient` is given, sets it to `scale·Σ_b ∇θ` (P values).
+    /// Backward pass from `ws.outputGradient` (B×C) after `forward`: fills the gradient of
+    /// every value after the first layer (so `Ds_l` of every layer) and, if `gradient` is
+    /// given, sets it to `scale·Σ_b ∇θ` (P values).
     public func backward(batch: Int, workspace ws: Workspace<T>, gradient: UnsafeMutablePointer<T>?, scale: T = 1) {
-        let layers = shape.layers
         parameters.withUnsafeBufferPointer { w in
-            for l in stride(from: layers.count - 1, through: 0, by: -1) {
-                let layer = layers[l]
-                if let gradient {
-                    layer.weightGradient(ds: ws.ds[l], abar: ws.abar[l], scale: scale, beta: 0, gradient: gradient + shape.offset(l), batch: batch)
+            for k in shape.operations.indices.reversed() {
+                switch shape.operations[k] {
+                case .layer(let layer):
+                    let l = shape.layerIndex[k]!
+                    if let gradient {
+                        layer.weightGradient(ds: ws.gradients[k + 1], abar: ws.abar[l], scale: scale, beta: 0, gradient: gradient + shape.offset(l), batch: batch)
+                    }
+                    // The data needs no gradient.
+                    if k > 0 { layer.backwardInput(ds: ws.gradients[k + 1], weights: w.baseAddress! + shape.offset(l), da: ws.gradients[k], batch: batch) }
+                case .pointwise(let f):
+                    f.backward(pre: ws.values[k], grad: ws.gradients[k + 1], into: ws.gradients[k], count: batch * shape.valueWidths[k])
                 }
-                guard l > 0 else { break }
-                layer.backwardInput(ds: ws.ds[l], weights: w.baseAddress! + shape.offset(l), da: ws.da, batch: batch)
-                // ReLU derivative: s_{l−1} > 0.
-                reluBackward(pre: ws.s[l - 1], grad: ws.da, out: ws.ds[l - 1], count: batch * layer.inputs)
             }
         }
     }

@@ -1,28 +1,109 @@
 /// Shape letters used throughout (llm.c style), declared once:
-///   N training examples, B batch, D input features, C outputs, L layers,
-///   I / O a layer's input / output width, P parameters, Q query vectors.
+///   N training examples, B batch, D input features, C outputs, L layers (parameterised
+///   operations), I / O a layer's input / output width, K = I+1 its row width, P parameters,
+///   Q query vectors.
 ///
-/// Parameters of layer l are `W̄_l`, O×(I+1) row-major (bias in the last column), and all
-/// layers are concatenated into one flat vector of P values. A *block* of Q vectors stores,
-/// per layer, Q consecutive O×(I+1) matrices, i.e. one (Q·O)×(I+1) row-major matrix, and
-/// the layers one after another.
+/// A network is a sequence of operations (`NetworkOperation`); value k is the input of
+/// operation k (value 0 the data, the last value the output). Parameters of layer l are
+/// `W̄_l`, O×K row-major (bias in the last column), and all layers are concatenated into one
+/// flat vector of P values. A *block* of Q vectors stores, per layer, Q consecutive O×K
+/// matrices, i.e. one (Q·O)×K row-major matrix, and the layers one after another.
 public struct NetworkShape: Codable, Equatable, Sendable, CustomStringConvertible {
-    /// `[D, h1, …, C]`.
-    public var widths: [Int]
+    /// The operations, input to output.
+    public let operations: [NetworkOperation]
+    /// The parameterised operations in order (layer l).
+    public let layers: [NetworkLayer]
+    /// Per operation: its layer index, or nil for a parameter-free one.
+    let layerIndex: [Int?]
+    /// Per value (operations.count + 1): width per example.
+    let valueWidths: [Int]
+    /// Per layer and one past the last: start in a parameter vector.
+    private let offsets: [Int]
 
-    public init(widths: [Int]) {
-        precondition(widths.count >= 2 && widths.allSatisfy { $0 > 0 }, "NetworkShape: need at least input and output widths")
-        self.widths = widths
+    /// Why `operations` do not form a network (nil if they do): `init(operations:)`'s
+    /// precondition, for callers reading them from a file.
+    public static func problem(with operations: [NetworkOperation]) -> String? {
+        guard case .layer(let first)? = operations.first else { return "the first operation must be a layer" }
+        var width = first.inputWidth
+        for (k, op) in operations.enumerated() {
+            guard case .layer(let layer) = op else { continue }
+            if layer.inputWidth != width { return "operation \(k) takes \(layer.inputWidth) inputs after a value of width \(width)" }
+            width = layer.outputWidth
+        }
+        return nil
     }
-    public var layerCount: Int { widths.count - 1 }
-    public var inputCount: Int { widths[0] }
-    public var outputCount: Int { widths[widths.count - 1] }
-    public func layer(_ l: Int) -> LinearLayer { LinearLayer(inputs: widths[l], outputs: widths[l + 1]) }
-    public var layers: [LinearLayer] { (0..<layerCount).map(layer) }
+
+    /// A network from its operations. Precondition: `problem(with:)` is nil (the first
+    /// operation is a layer and each layer's input width is the width of the value before it).
+    public init(operations: [NetworkOperation]) {
+        precondition(!operations.isEmpty, "NetworkShape: no operations")
+        guard case .layer(let first) = operations[0] else { preconditionFailure("NetworkShape: the first operation must be a layer") }
+        var widths = [first.inputWidth], layers: [NetworkLayer] = [], index: [Int?] = []
+        for op in operations {
+            switch op {
+            case .layer(let layer):
+                precondition(layer.inputWidth == widths.last!, "NetworkShape: layer \(layers.count) takes \(layer.inputWidth) inputs after a value of width \(widths.last!)")
+                index.append(layers.count); layers.append(layer); widths.append(layer.outputWidth)
+            case .pointwise:
+                index.append(nil); widths.append(widths.last!)
+            }
+        }
+        self.operations = operations; self.layers = layers; layerIndex = index; valueWidths = widths
+        var offsets = [0]
+        for layer in layers { offsets.append(offsets.last! + layer.parameterCount) }
+        self.offsets = offsets
+    }
+
+    /// The MLP `widths[0] → … → widths[L]`: linear layers with `activation` between them and
+    /// none after the last.
+    public init(widths: [Int], activation: Pointwise = .relu) {
+        precondition(widths.count >= 2 && widths.allSatisfy { $0 > 0 }, "NetworkShape: need at least input and output widths")
+        var ops: [NetworkOperation] = []
+        for l in 0..<(widths.count - 1) {
+            if l > 0 { ops.append(.pointwise(activation)) }
+            ops.append(.linear(inputs: widths[l], outputs: widths[l + 1]))
+        }
+        self.init(operations: ops)
+    }
+
+    public var layerCount: Int { layers.count }
+    public var inputCount: Int { valueWidths[0] }
+    public var outputCount: Int { valueWidths[valueWidths.count - 1] }
+    /// `[D, O_0, …, O_{L−1}]`: the input width and each layer's output width (an MLP's widths).
+    public var widths: [Int] { [inputCount] + layers.map(\.outputWidth) }
+    /// The elementwise operation of an MLP (the first one), nil if there is none.
+    public var activation: Pointwise? {
+        for op in operations { if case .pointwise(let p) = op { return p } }
+        return nil
+    }
+    public func layer(_ l: Int) -> NetworkLayer { layers[l] }
     /// Start of layer l in a single parameter vector (l = L gives P).
-    public func offset(_ l: Int) -> Int { (0..<l).reduce(0) { $0 + layer($1).parameterCount } }
-    public var parameterCount: Int { offset(layerCount) }
-    public var description: String { widths.map(String.init).joined(separator: "-") }
+    public func offset(_ l: Int) -> Int { offsets[l] }
+    public var parameterCount: Int { offsets[layers.count] }
+    public var description: String {
+        widths.map(String.init).joined(separator: "-") + (activation.map { $0 == .relu ? "" : " (\($0.rawValue))" } ?? "")
+    }
+
+    public static func == (a: NetworkShape, b: NetworkShape) -> Bool { a.operations == b.operations }
+
+    // Stored as `widths` (read by every version) and `operations`; files without
+    // `operations` are MLPs with ReLU.
+    private enum Keys: String, CodingKey { case widths, operations }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        if let ops = try c.decodeIfPresent([NetworkOperation].self, forKey: .operations) {
+            if let problem = Self.problem(with: ops) {
+                throw DecodingError.dataCorruptedError(forKey: .operations, in: c, debugDescription: problem)
+            }
+            self.init(operations: ops)
+        } else {
+            self.init(widths: try c.decode([Int].self, forKey: .widths))
+        }
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(widths, forKey: .widths); try c.encode(operations, forKey: .operations)
+    }
 }
 
 extension NetworkShape {

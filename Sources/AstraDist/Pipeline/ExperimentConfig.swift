@@ -20,6 +20,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     public var dataSeed: UInt64
     /// Hidden widths of the MLP (`[128, 128, 128]`).
     public var hidden: [Int]
+    /// The MLP's activation (`Pointwise` name, `gelu`); nil is ReLU, and is left out of the
+    /// JSON so configurations from before the field keep their hash.
+    public var activation: String?
     public var recipe: TrainingRecipe
     /// Default model seeds (the ensemble), fixed by the workspace's first command; a later
     /// `--seeds` selects models for one command without changing the configuration.
@@ -58,6 +61,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         guard recipe.weightDecay >= 0 else { throw bad("--weight-decay must be ≥ 0") }
         guard recipe.batchSize > 0, recipe.epochs > 0 else { throw bad("--batch-size and --epochs must be positive") }
         guard !seeds.isEmpty else { throw bad("--seeds needs at least one seed") }
+        guard activation.map({ Pointwise(rawValue: $0) != nil }) ?? true else { throw bad("--activation must be relu or gelu (got \(activation!))") }
         guard damping > 0, damping.isFinite else { throw bad("--damping must be positive (got \(damping))") }
         guard masks > 1, repeats > 0 else { throw bad("--masks must be ≥ 2 and --repeats ≥ 1") }
         guard alpha > 0, alpha < 1 else { throw bad("--alpha must be in (0, 1) (got \(alpha))") }

@@ -18,7 +18,8 @@ public final class RunContext: @unchecked Sendable {
     }
 
     public var shape: NetworkShape {
-        NetworkShape(widths: [data.train.featureCount] + config.hidden + [data.train.outputCount])
+        NetworkShape(widths: [data.train.featureCount] + config.hidden + [data.train.outputCount],
+                     activation: config.activation.flatMap(Pointwise.init(rawValue:)) ?? .relu)
     }
 
     /// Progress and results for people: rank 0 only, on stderr, flushed at once.
@@ -31,7 +32,7 @@ public final class RunContext: @unchecked Sendable {
     public func loadModel(seed: UInt64) throws -> (Network<Float>, ModelDescription) {
         let dir = workspace.modelDirectory(seed: seed)
         let (net, d) = try ModelStore.load(from: dir)
-        guard d.configHash == config.hash, d.dataHash == data.hash, d.widths == shape.widths else {
+        guard d.configHash == config.hash, d.dataHash == data.hash, d.shape == shape else {
             throw AstraError("\(dir)/model.json was trained on another configuration or data; re-run `astra-dist train --workdir \(workspace.root)`")
         }
         return (net, d)

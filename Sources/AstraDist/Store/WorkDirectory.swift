@@ -56,6 +56,8 @@ public struct WorkDirectory: Sendable {
 /// `models/seed-S/model.json`.
 public struct ModelDescription: Codable, Sendable {
     public var widths: [Int]
+    /// The network's operations; absent (nil) in files of MLPs with ReLU written before them.
+    public var operations: [NetworkOperation]?
     public var loss: LossKind
     public var seed: UInt64
     public var steps: Int
@@ -87,7 +89,8 @@ public enum ModelStore {
     public static func load(from dir: String) throws -> (Network<Float>, ModelDescription) {
         let hint = "train it with `astra-dist train`"
         let d = try WorkDirectory.readJSON(ModelDescription.self, from: dir + "/model.json", hint: hint)
-        let shape = NetworkShape(widths: d.widths)
+        if let ops = d.operations, let problem = NetworkShape.problem(with: ops) { throw AstraError("\(dir)/model.json: \(problem); \(hint)") }
+        let shape = d.shape
         var p = [Float](); p.reserveCapacity(shape.parameterCount)
         for l in 0..<shape.layerCount {
             let path = dir + "/layer-\(l).npy", layer = shape.layer(l)
@@ -103,4 +106,9 @@ public enum ModelStore {
         }
         return (Network(shape: shape, loss: d.loss, parameters: p), d)
     }
+}
+
+extension ModelDescription {
+    /// The network this model is: its operations, or an MLP with ReLU of `widths`.
+    public var shape: NetworkShape { operations.map { NetworkShape(operations: $0) } ?? NetworkShape(widths: widths) }
 }

@@ -1,0 +1,309 @@
+@testable import AstraDist
+import Foundation
+import XCTest
+
+/// Every operation type against its definition by central differences in Double: pointwise
+/// operations (forward, backward, tangent, second-derivative term), parameterised layers
+/// (input and weight gradients, tangents, block and example gradients, scores, the Hessian's
+/// directional terms, factor statistics, the eigenvalue correction, the dense block GGN), and
+/// each pointwise operation inside a whole network (gradient, GGN product, exact Hessian).
+/// A new operation is one entry in `pointwise` or `layers`.
+final class OperationConformanceTests: XCTestCase {
+    static let pointwise = Pointwise.allCases
+    static let layers: [NetworkLayer] = [.linear(LinearLayer(inputs: 4, outputs: 3))]
+
+    static func random(_ n: Int, seed: UInt64) -> [Double] {
+        var rng = CounterRandom(seed: seed, purpose: .test, index: 5)
+        return (0..<n).map { _ in rng.nextNormal() }
+    }
+    static func maxDiff(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).map { abs($0 - $1) }.max() ?? 0 }
+    static func scale(_ a: [Double]) -> Double { max(a.map(abs).max() ?? 0, 1e-12) }
+    static let h = 1e-6
+
+    // MARK: Pointwise operations
+
+    /// Inputs away from ReLU's kink (|x| ≥ 0.2) so central differences never straddle it.
+    static func inputs(_ n: Int, seed: UInt64) -> [Double] {
+        random(n, seed: seed).map { $0 >= 0 ? $0 + 0.2 : $0 - 0.2 }
+    }
+    static func apply(_ f: Pointwise, _ x: [Double]) -> [Double] {
+        var y = x
+        x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { f.forward(xp.baseAddress!, into: $0.baseAddress!, count: x.count) } }
+        return y
+    }
+    static func backward(_ f: Pointwise, _ x: [Double], _ g: [Double]) -> [Double] {
+        var out = x
+        x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in out.withUnsafeMutableBufferPointer {
+            f.backward(pre: xp.baseAddress!, grad: gp.baseAddress!, into: $0.baseAddress!, count: x.count)
+        } } }
+        return out
+    }
+
+    func testPointwiseOperations() {
+        let b = 3, q = 2, w = 5
+        for f in Self.pointwise {
+            let x = Self.inputs(b * w, seed: 1), g = Self.random(b * w, seed: 2), t = Self.random(b * q * w, seed: 3), r = Self.random(b * q * w, seed: 4)
+            // Backward: f'(x)·g against differences of the forward map.
+            let plus = Self.apply(f, x.map { $0 + Self.h }), minus = Self.apply(f, x.map { $0 - Self.h })
+            let fd = (0..<(b * w)).map { (plus[$0] - minus[$0]) / (2 * Self.h) * g[$0] }
+            let back = Self.backward(f, x, g)
+            XCTAssertLessThan(Self.maxDiff(back, fd), 1e-8, "\(f): backward")
+            // Tangent of Q directions, in place, against differences along each direction.
+            var tangent = t
+            x.withUnsafeBufferPointer { xp in tangent.withUnsafeMutableBufferPointer {
+                f.tangent(UnsafePointer($0.baseAddress!), pre: xp.baseAddress!, into: $0.baseAddress!, batch: b, queries: q, width: w)
+            } }
+            var fdT = t
+            for i in 0..<b { for k in 0..<q { for j in 0..<w {
+                let d = t[(i * q + k) * w + j], xi = x[i * w + j]
+                let yp = Self.apply(f, [xi + Self.h * d]), ym = Self.apply(f, [xi - Self.h * d])
+                fdT[(i * q + k) * w + j] = (yp[0] - ym[0]) / (2 * Self.h)
+            } } }
+            XCTAssertLessThan(Self.maxDiff(tangent, fdT), 1e-8, "\(f): tangent")
+            // Hessian transpose: f'·r + f''·t·g, the second term against differences of the backward map.
+            var second = t
+            x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in r.withUnsafeBufferPointer { rp in second.withUnsafeMutableBufferPointer {
+                f.hessianTranspose(rp.baseAddress!, pre: xp.baseAddress!, outputGradient: gp.baseAddress!, tangent: UnsafePointer($0.baseAddress!),
+                                   into: $0.baseAddress!, batch: b, queries: q, width: w)
+            } } } }
+            var fdH = t
+            for i in 0..<b { for k in 0..<q { for j in 0..<w {
+                let at = (i * q + k) * w + j, xi = x[i * w + j], gi = g[i * w + j]
+                let d2 = (Self.backward(f, [xi + Self.h * t[at]], [gi])[0] - Self.backward(f, [xi - Self.h * t[at]], [gi])[0]) / (2 * Self.h)
+                fdH[at] = Self.backward(f, [xi], [r[at]])[0] + d2
+            } } }
+            XCTAssertLessThan(Self.maxDiff(second, fdH), 1e-7, "\(f): second-derivative term")
+        }
+        // GELU is PyTorch's exact form: nn.GELU()(±1), (2) = 0.8413447, −0.1586553, 1.9544997.
+        let gelu = Self.apply(.gelu, [1, -1, 2])
+        XCTAssertLessThan(Self.maxDiff(gelu, [0.8413447460685429, -0.15865525393145707, 1.9544997361036416]), 1e-12)
+        XCTAssertEqual(Self.apply(.relu, [-1, 0, 2]), [0, 0, 2])
+    }
+
+    // MARK: Parameterised layers
+
+    /// `s` of `layer` at input x (B×inputWidth) and weights w.
+    static func outputs(_ layer: NetworkLayer, _ x: [Double], _ w: [Double], batch: Int) -> (rows: [Double], s: [Double]) {
+        var rows = [Double](repeating: 0, count: batch * layer.positions * layer.inputFactorDimension)
+        var s = [Double](repeating: 0, count: batch * layer.outputWidth)
+        x.withUnsafeBufferPointer { xp in rows.withUnsafeMutableBufferPointer { layer.makeRows(input: xp.baseAddress!, batch: batch, into: $0.baseAddress!) } }
+        rows.withUnsafeBufferPointer { rp in w.withUnsafeBufferPointer { wp in s.withUnsafeMutableBufferPointer {
+            layer.forward(abar: rp.baseAddress!, weights: wp.baseAddress!, s: $0.baseAddress!, batch: batch)
+        } } }
+        return (rows, s)
+    }
+    static func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+
+    func testLayerDerivatives() {
+        let b = 3, q = 2
+        for layer in Self.layers {
+            let iw = layer.inputWidth, ow = layer.outputWidth, p = layer.parameterCount
+            let x = Self.random(b * iw, seed: 10), w = Self.random(p, seed: 11), ds = Self.random(b * ow, seed: 12)
+            let dx = Self.random(b * q * iw, seed: 13), dw = Self.random(q * p, seed: 14)
+            let (rows, _) = Self.outputs(layer, x, w, batch: b)
+            // ⟨Ds, s⟩ differentiated in the input and in the weights.
+            func objective(_ x: [Double], _ w: [Double]) -> Double { Self.dot(ds, Self.outputs(layer, x, w, batch: b).s) }
+            let fdInput = (0..<x.count).map { k -> Double in
+                var xp = x, xm = x; xp[k] += Self.h; xm[k] -= Self.h
+                return (objective(xp, w) - objective(xm, w)) / (2 * Self.h)
+            }
+            let fdWeights = (0..<p).map { k -> Double in
+                var wp = w, wm = w; wp[k] += Self.h; wm[k] -= Self.h
+                return (objective(x, wp) - objective(x, wm)) / (2 * Self.h)
+            }
+            var da = [Double](repeating: 0, count: b * iw), grad = [Double](repeating: 0, count: p)
+            ds.withUnsafeBufferPointer { dp in w.withUnsafeBufferPointer { wp in rows.withUnsafeBufferPointer { rp in
+                da.withUnsafeMutableBufferPointer { layer.backwardInput(ds: dp.baseAddress!, weights: wp.baseAddress!, da: $0.baseAddress!, batch: b) }
+                grad.withUnsafeMutableBufferPointer { layer.weightGradient(ds: dp.baseAddress!, abar: rp.baseAddress!, scale: 1, beta: 0, gradient: $0.baseAddress!, batch: b) }
+            } } }
+            XCTAssertLessThan(Self.maxDiff(da, fdInput), 1e-7, "\(layer): backwardInput")
+            XCTAssertLessThan(Self.maxDiff(grad, fdWeights), 1e-7, "\(layer): weightGradient")
+            // Example gradients sum to the weight gradient; scores are their inner products with a block.
+            var examples = [[Double]](repeating: [Double](repeating: 0, count: p), count: b)
+            for e in 0..<b {
+                ds.withUnsafeBufferPointer { dp in rows.withUnsafeBufferPointer { rp in examples[e].withUnsafeMutableBufferPointer {
+                    layer.exampleGradient(ds: dp.baseAddress!, rows: rp.baseAddress!, example: e, into: $0.baseAddress!)
+                } } }
+            }
+            XCTAssertLessThan(Self.maxDiff((0..<p).map { k in examples.reduce(0) { $0 + $1[k] } }, grad), 1e-12, "\(layer): exampleGradient")
+            var tau = [Double](repeating: 0, count: q * b), scratch = [Double](repeating: 0, count: layer.scoreScratchCount(batch: b))
+            dw.withUnsafeBufferPointer { xp in rows.withUnsafeBufferPointer { rp in ds.withUnsafeBufferPointer { dp in scratch.withUnsafeMutableBufferPointer { sp in
+                tau.withUnsafeMutableBufferPointer {
+                    layer.accumulateScores(block: xp.baseAddress!, rows: rp.baseAddress!, ds: dp.baseAddress!, batch: b, queries: q, scratch: sp.baseAddress!, into: $0.baseAddress!)
+                }
+            } } } }
+            let expected = (0..<q).flatMap { k in (0..<b).map { e in Self.dot(Array(dw[(k * p)..<((k + 1) * p)]), examples[e]) } }
+            XCTAssertLessThan(Self.maxDiff(tau, expected), 1e-12, "\(layer): accumulateScores")
+            // Tangents of Q directions (input and weights) against differences of the forward map.
+            var tangent = [Double](repeating: 0, count: b * q * ow)
+            rows.withUnsafeBufferPointer { rp in dx.withUnsafeBufferPointer { xp in dw.withUnsafeBufferPointer { dp in w.withUnsafeBufferPointer { wp in
+                tangent.withUnsafeMutableBufferPointer {
+                    layer.tangent(abar: rp.baseAddress!, da: xp.baseAddress!, directions: dp.baseAddress!, weights: wp.baseAddress!, ds: $0.baseAddress!, batch: b, queries: q)
+                }
+            } } } }
+            for k in 0..<q {
+                let dxk = (0..<(b * iw)).map { dx[($0 / iw * q + k) * iw + $0 % iw] }, dwk = Array(dw[(k * p)..<((k + 1) * p)])
+                let sp = Self.outputs(layer, zip(x, dxk).map { $0 + Self.h * $1 }, zip(w, dwk).map { $0 + Self.h * $1 }, batch: b).s
+                let sm = Self.outputs(layer, zip(x, dxk).map { $0 - Self.h * $1 }, zip(w, dwk).map { $0 - Self.h * $1 }, batch: b).s
+                let got = (0..<(b * ow)).map { tangent[($0 / ow * q + k) * ow + $0 % ow] }
+                XCTAssertLessThan(Self.maxDiff(got, zip(sp, sm).map { ($0 - $1) / (2 * Self.h) }), 1e-7, "\(layer): tangent \(k)")
+                // Block gradient of Q cotangents: per query the weight gradient of that cotangent.
+                var block = [Double](repeating: 0, count: q * p), single = [Double](repeating: 0, count: p)
+                rows.withUnsafeBufferPointer { rp in tangent.withUnsafeBufferPointer { tp in got.withUnsafeBufferPointer { gp in
+                    block.withUnsafeMutableBufferPointer { layer.blockGradient(ds: tp.baseAddress!, abar: rp.baseAddress!, beta: 0, out: $0.baseAddress!, batch: b, queries: q) }
+                    single.withUnsafeMutableBufferPointer { layer.weightGradient(ds: gp.baseAddress!, abar: rp.baseAddress!, scale: 1, beta: 0, gradient: $0.baseAddress!, batch: b) }
+                } } }
+                XCTAssertLessThan(Self.maxDiff(Array(block[(k * p)..<((k + 1) * p)]), single), 1e-12, "\(layer): blockGradient \(k)")
+            }
+            // The Hessian's directional terms: d/dh of the input gradient along dW, and of the
+            // weight gradient along the input tangent.
+            var dirInput = [Double](repeating: 0, count: b * q * iw), dirWeights = [Double](repeating: 0, count: q * p)
+            ds.withUnsafeBufferPointer { dp in dw.withUnsafeBufferPointer { vp in dx.withUnsafeBufferPointer { xp in
+                dirInput.withUnsafeMutableBufferPointer { layer.directionalBackwardInput(ds: dp.baseAddress!, directions: vp.baseAddress!, da: $0.baseAddress!, batch: b, queries: q) }
+                dirWeights.withUnsafeMutableBufferPointer { layer.directionalWeightGradient(ds: dp.baseAddress!, tangentInput: xp.baseAddress!, out: $0.baseAddress!, batch: b, queries: q) }
+            } } }
+            for k in 0..<q {
+                let dxk = (0..<(b * iw)).map { dx[($0 / iw * q + k) * iw + $0 % iw] }, dwk = Array(dw[(k * p)..<((k + 1) * p)])
+                func inputGradient(_ w: [Double]) -> [Double] {
+                    var out = [Double](repeating: 0, count: b * iw)
+                    ds.withUnsafeBufferPointer { dp in w.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer {
+                        layer.backwardInput(ds: dp.baseAddress!, weights: wp.baseAddress!, da: $0.baseAddress!, batch: b)
+                    } } }
+                    return out
+                }
+                let fdI = zip(inputGradient(zip(w, dwk).map { $0 + Self.h * $1 }), inputGradient(zip(w, dwk).map { $0 - Self.h * $1 })).map { ($0 - $1) / (2 * Self.h) }
+                let gotI = (0..<(b * iw)).map { dirInput[($0 / iw * q + k) * iw + $0 % iw] }
+                XCTAssertLessThan(Self.maxDiff(gotI, fdI), 1e-7, "\(layer): directionalBackwardInput \(k)")
+                func weightGradient(_ x: [Double]) -> [Double] {
+                    let r = Self.outputs(layer, x, w, batch: b).rows
+                    var out = [Double](repeating: 0, count: p)
+                    ds.withUnsafeBufferPointer { dp in r.withUnsafeBufferPointer { rp in out.withUnsafeMutableBufferPointer {
+                        layer.weightGradient(ds: dp.baseAddress!, abar: rp.baseAddress!, scale: 1, beta: 0, gradient: $0.baseAddress!, batch: b)
+                    } } }
+                    return out
+                }
+                let fdW = zip(weightGradient(zip(x, dxk).map { $0 + Self.h * $1 }), weightGradient(zip(x, dxk).map { $0 - Self.h * $1 })).map { ($0 - $1) / (2 * Self.h) }
+                XCTAssertLessThan(Self.maxDiff(Array(dirWeights[(k * p)..<((k + 1) * p)]), fdW), 1e-7, "\(layer): directionalWeightGradient \(k)")
+            }
+        }
+    }
+
+    /// Factor statistics and the eigenvalue correction against their definitions from the
+    /// layer's rows, Ds and example gradients.
+    func testLayerCurvatureStatistics() throws {
+        let b = 4, draws = 2
+        for layer in Self.layers {
+            let iw = layer.inputWidth, ow = layer.outputWidth, k = layer.inputFactorDimension, o = layer.outputFactorDimension, p = layer.parameterCount
+            let x = Self.random(b * iw, seed: 20), w = Self.random(p, seed: 21)
+            let rows = Self.outputs(layer, x, w, batch: b).rows, n = b * layer.positions
+            let dsDraws = (0..<draws).map { Self.random(b * ow, seed: 30 + UInt64($0)) }
+            var scratch = [Double](repeating: 0, count: layer.curvatureScratchCount(batch: b))
+            var a = [Double](repeating: 0, count: k * k), s = [Double](repeating: 0, count: o * o)
+            rows.withUnsafeBufferPointer { rp in scratch.withUnsafeMutableBufferPointer { sp in a.withUnsafeMutableBufferPointer {
+                layer.accumulateInputFactor(abar: rp.baseAddress!, batch: b, scratch: sp.baseAddress!, into: $0.baseAddress!)
+            } } }
+            dsDraws[0].withUnsafeBufferPointer { dp in scratch.withUnsafeMutableBufferPointer { sp in s.withUnsafeMutableBufferPointer {
+                layer.accumulateOutputFactor(ds: dp.baseAddress!, batch: b, scratch: sp.baseAddress!, into: $0.baseAddress!)
+            } } }
+            let aRef = (0..<(k * k)).map { ij in (0..<n).reduce(0.0) { $0 + rows[$1 * k + ij / k] * rows[$1 * k + ij % k] } }
+            let sRef = (0..<(o * o)).map { ij in (0..<n).reduce(0.0) { $0 + dsDraws[0][$1 * o + ij / o] * dsDraws[0][$1 * o + ij % o] } }
+            XCTAssertLessThan(Self.maxDiff(a, aRef), 1e-12, "\(layer): input factor")
+            XCTAssertLessThan(Self.maxDiff(s, sRef), 1e-12, "\(layer): output factor")
+            // Eigenbases of the factors (any orthonormal bases would do).
+            let qA = try SymmetricEigen(Matrix(rows: k, cols: k, data: aRef)).vectors, qS = try SymmetricEigen(Matrix(rows: o, cols: o, data: sRef)).vectors
+            var state = [Double](repeating: 0, count: layer.eigenCorrectionStateCount(batch: b)), lambda = [Double](repeating: 0, count: o * k)
+            rows.withUnsafeBufferPointer { rp in qA.data.withUnsafeBufferPointer { ap in qS.data.withUnsafeBufferPointer { qp in
+                state.withUnsafeMutableBufferPointer { st in scratch.withUnsafeMutableBufferPointer { sp in lambda.withUnsafeMutableBufferPointer { lp in
+                    layer.beginEigenCorrection(state: st.baseAddress!, batch: b)
+                    for d in dsDraws {
+                        d.withUnsafeBufferPointer {
+                            layer.accumulateEigenCorrectionDraw(ds: $0.baseAddress!, rows: rp.baseAddress!, eigenvectorsS: qp.baseAddress!, eigenvectorsA: ap.baseAddress!,
+                                                                batch: b, state: st.baseAddress!, scratch: sp.baseAddress!, into: lp.baseAddress!)
+                        }
+                    }
+                    layer.finishEigenCorrection(rows: rp.baseAddress!, eigenvectorsA: ap.baseAddress!, batch: b, state: st.baseAddress!, scratch: sp.baseAddress!, into: lp.baseAddress!)
+                } } }
+            } } }
+            var reference = [Double](repeating: 0, count: o * k)
+            for d in dsDraws {
+                for e in 0..<b {
+                    var g = [Double](repeating: 0, count: p)
+                    d.withUnsafeBufferPointer { dp in rows.withUnsafeBufferPointer { rp in g.withUnsafeMutableBufferPointer {
+                        layer.exampleGradient(ds: dp.baseAddress!, rows: rp.baseAddress!, example: e, into: $0.baseAddress!)
+                    } } }
+                    let rotated = qS.multiplied(by: Matrix(rows: o, cols: k, data: g), transposeSelf: true).multiplied(by: qA)
+                    for i in 0..<(o * k) { reference[i] += rotated.data[i] * rotated.data[i] }
+                }
+            }
+            XCTAssertLessThan(Self.maxDiff(lambda, reference) / Self.scale(reference), 1e-12, "\(layer): eigenvalue correction")
+        }
+    }
+
+    /// Each layer as the first layer of a small network: its block of the GGN product equals
+    /// the dense GGN's (built from example gradients, independent of tangents).
+    func testLayerBlockGGN() {
+        for layer in Self.layers {
+            let data = TestSupport.synthetic(task: .classification, n: 13, d: layer.inputWidth, c: 3, seed: 3)
+            let shape = NetworkShape(operations: [.layer(layer), .pointwise(.gelu), .linear(inputs: layer.outputWidth, outputs: 3)])
+            let net = Network<Double>(shape: shape, loss: .crossEntropy, seed: 4)
+            let g = DenseCurvature.denseGGN(network: net, data: data), p = shape.parameterCount, p0 = layer.parameterCount
+            var v = Self.random(p, seed: 40)
+            for i in p0..<p { v[i] = 0 }
+            let product = GGNProduct<Double>(network: net, data: data, queries: 1, maxBatch: 5).apply(v, indices: Array(0..<data.count)[...])
+            let dense = (0..<p).map { i in (0..<p).reduce(0.0) { $0 + g[i, $1] * v[$1] } }
+            XCTAssertLessThan(Self.maxDiff(product, dense) / Self.scale(dense), 1e-12, "\(layer): block GGN product")
+        }
+    }
+
+    // MARK: Pointwise operations in a whole network
+
+    func testPointwiseInNetworks() {
+        for f in Self.pointwise {
+            for (task, c, loss) in [(Dataset.Task.regression, 2, LossKind.mse), (.classification, 3, .crossEntropy)] {
+                let data = TestSupport.synthetic(task: task, n: 17, d: 3, c: c, seed: 9)
+                let shape = NetworkShape(widths: [3, 5, 4, c], activation: f)
+                let net = Network<Double>(shape: shape, loss: loss, seed: 2), p = shape.parameterCount
+                // Gradient against differences of the mean loss.
+                let grad = DenseCurvature.meanGradient(network: net, data: data)
+                let fd = (0..<p).map { k -> Double in
+                    var plus = net, minus = net
+                    plus.parameters[k] += Self.h; minus.parameters[k] -= Self.h
+                    return (plus.evaluate(on: data).loss - minus.evaluate(on: data).loss) / (2 * Self.h)
+                }
+                XCTAssertLessThan(Self.maxDiff(grad, fd) / Self.scale(fd), 1e-6, "\(f) \(loss): gradient")
+                // GGN products of two vectors against the dense GGN.
+                let g = DenseCurvature.denseGGN(network: net, data: data), v = Self.random(2 * p, seed: 8)
+                let product = GGNProduct<Double>(network: net, data: data, queries: 2, maxBatch: 6).apply(v, indices: Array(0..<data.count)[...])
+                for k in 0..<2 {
+                    let vk = (0..<p).map { v[DenseCurvature.blockIndex(shape, queries: 2, query: k, parameter: $0)] }
+                    let dense = (0..<p).map { i in (0..<p).reduce(0.0) { $0 + g[i, $1] * vk[$1] } }
+                    let got = (0..<p).map { product[DenseCurvature.blockIndex(shape, queries: 2, query: k, parameter: $0)] }
+                    XCTAssertLessThan(Self.maxDiff(got, dense) / Self.scale(dense), 1e-12, "\(f) \(loss): GGN product \(k)")
+                }
+                // The exact Hessian against differences of the gradient.
+                let hess = DenseCurvature.denseHessian(network: net, data: data)
+                var worst = 0.0
+                for k in 0..<p {
+                    var plus = net, minus = net
+                    plus.parameters[k] += 1e-5; minus.parameters[k] -= 1e-5
+                    let gp = DenseCurvature.meanGradient(network: plus, data: data), gm = DenseCurvature.meanGradient(network: minus, data: data)
+                    for i in 0..<p { worst = max(worst, abs(hess[i, k] - (gp[i] - gm[i]) / 2e-5)) }
+                }
+                XCTAssertLessThan(worst / Self.scale(hess.data), 1e-7, "\(f) \(loss): Hessian")
+                if f == .gelu { XCTAssertGreaterThan(Self.maxDiff(hess.data, g.data), 1e-4, "GELU's second-derivative terms should show") }
+            }
+        }
+    }
+
+    /// The operation list round-trips through JSON in the documented form, and an old shape
+    /// (widths only) still decodes as an MLP with ReLU.
+    func testOperationListCoding() throws {
+        let shape = NetworkShape(widths: [3, 4, 2], activation: .gelu)
+        let json = String(decoding: try JSONEncoder().encode(shape), as: UTF8.self)
+        XCTAssertTrue(json.contains("\"op\":\"gelu\"") && json.contains("\"op\":\"linear\""), json)
+        XCTAssertEqual(try JSONDecoder().decode(NetworkShape.self, from: Data(json.utf8)), shape)
+        XCTAssertEqual(try JSONDecoder().decode(NetworkShape.self, from: Data("{\"widths\":[3,4,2]}".utf8)), NetworkShape(widths: [3, 4, 2]))
+        XCTAssertThrowsError(try JSONDecoder().decode(NetworkShape.self, from: Data("{\"widths\":[3,2],\"operations\":[{\"op\":\"linear\",\"inputs\":3,\"outputs\":2},{\"op\":\"linear\",\"inputs\":4,\"outputs\":2}]}".utf8)))
+        XCTAssertThrowsError(try JSONDecoder().decode(NetworkShape.self, from: Data("{\"widths\":[3,2],\"operations\":[{\"op\":\"tanh\"}]}".utf8)))
+    }
+}
