@@ -214,7 +214,7 @@ let solverSpecs: [OptionSpec] = [
     OptionSpec(name: "backoff-window", value: "W", help: "every W iterations, a query worse than its start on a fixed check set returns to its best iterate with half the step (astra 10, sni 0 = off)"),
     OptionSpec(name: "backoff-tolerance", value: "X", help: "a rise counts once above X × the query's progress so far (default 1: only when it is worse than at the start)"),
     OptionSpec(name: "exact-limit", value: "P", help: "largest parameter count the exact solver accepts (default 8000)"),
-    OptionSpec(name: "state-every", value: "K", help: "score: save the sni/astra solver state every K iterations so a killed run resumes (default 10; 0 = off)"),
+    OptionSpec(name: "state-every", value: "K", help: "score: save the sni/astra solver state every K iterations so a killed run resumes (default 25; 0 = off)"),
 ]
 
 func solverMethod(_ s: String) throws -> SolverMethod {
