@@ -216,6 +216,7 @@ let solverSpecs: [OptionSpec] = [
     OptionSpec(name: "backoff-window", value: "W", help: "every W iterations, a query worse than its start on a fixed check set returns to its best iterate with half the step (astra 10, sni 0 = off)"),
     OptionSpec(name: "backoff-tolerance", value: "X", help: "a rise counts once above X × the query's progress so far (default 1: only when it is worse than at the start)"),
     OptionSpec(name: "exact-limit", value: "P", help: "largest parameter count the exact solver accepts (default 8000)"),
+    OptionSpec(name: "state-every", value: "K", help: "score: save the sni/astra solver state every K iterations so a killed run resumes (default 25; 0 = off)"),
 ]
 
 func solverMethod(_ s: String) throws -> SolverMethod {
@@ -243,6 +244,7 @@ func solverOptions(_ o: Options, method: SolverMethod, ctx: RunContext) throws -
     if let v = try o.int("power-iterations", min: 1) { s.powerIterations = v }
     if let v = try o.int("backoff-window", min: 0) { s.backoffWindow = v }
     if let v = try o.double("backoff-tolerance") { s.backoffTolerance = v }
+    if let v = try o.int("state-every", min: 0) { s.stateEvery = v }
     try s.validate()
     return s
 }

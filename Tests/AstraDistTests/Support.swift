@@ -32,6 +32,16 @@ enum TestSupport {
 
     struct Result { var status: Int32; var stdout: String; var stderr: String }
 
+    /// The environment of a child `astra-dist` or `mpirun`: without MPI variables (platform
+    /// notes), allowed to run as root, one BLAS thread, plus `extra`.
+    static func childEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OMPI_") && !$0.key.hasPrefix("PMIX_") && !$0.key.hasPrefix("OPAL_") }
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        for (k, v) in extra { env[k] = v }
+        return env
+    }
+
     /// Runs `astra-dist ARGS`, alone (`ranks == 0`) or under `mpirun -n ranks`, with a hard
     /// time limit (the process group is killed). The test process never initialises MPI;
     /// the child environment is stripped of MPI variables (platform notes).
@@ -45,11 +55,7 @@ enum TestSupport {
             p.executableURL = URL(fileURLWithPath: executable)
             p.arguments = args
         }
-        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OMPI_") && !$0.key.hasPrefix("PMIX_") && !$0.key.hasPrefix("OPAL_") }
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        for (k, v) in extra { env[k] = v }
-        p.environment = env
+        p.environment = childEnvironment(extra)
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
         try p.run()

@@ -17,14 +17,16 @@ public enum IHVPSolver {
     /// - `progress`: called every `traceEvery` iterations with iteration, objective and time.
     /// - `onIterate`: called with `(k, x_k)` after every iteration (and k = 0) of sni/astra,
     ///   in the coordinates of the result, for studies of the iterate (spec §11); x is valid
-    ///   only during the call.
+    ///   only during the call; an error it throws ends the solve.
+    /// - `checkpoint`: sni and astra save their state there every `options.stateEvery`
+    ///   iterations and resume from a matching one (`SolverCheckpoint`); other methods ignore it.
     /// - Throws: `AstraError` on bad options, missing factors, a too-large network for exact,
     ///   or divergence (NaN/Inf or an objective above 1e6·(|h_0| + 1)).
     /// Complexity per iteration: about 6·B·Q·P multiply-adds for G̃_B (astra: plus
     /// 2·B·Q·Σ_l O_l² for the rotated tangents); each evaluation adds as much for |E|.
     public static func solve<T: BLASScalar>(_ v: QueryGradients<T>, network: Network<T>, train: Dataset, ekfac: EKFAC?, options: SolverOptions,
-                                            comm: Communicator, progress: ((String) -> Void)? = nil,
-                                            onIterate: ((Int, UnsafeBufferPointer<T>) -> Void)? = nil) throws -> (x: SolvedBlock<T>, report: SolverReport) {
+                                            comm: Communicator, progress: ((String) -> Void)? = nil, checkpoint: SolverCheckpoint? = nil,
+                                            onIterate: ((Int, UnsafeBufferPointer<T>) throws -> Void)? = nil) throws -> (x: SolvedBlock<T>, report: SolverReport) {
         try options.validate()
         let start = Date(), shape = network.shape, method = options.method, queries = v.queries
         precondition(v.shape == shape, "IHVPSolver: vectors for \(v.shape), network \(shape)")
@@ -75,7 +77,7 @@ public enum IHVPSolver {
                                       limit: options.exactLimit, comm: comm, progress: progress)
         case .sni, .astra:
             let out = try NeumannSolvers.solve(rhs, queries: queries, network: network, train: train, ekfac: basis, options: options,
-                                               op: op, objective: objective, comm: comm, onIterate: onIterate)
+                                               op: op, objective: objective, comm: comm, checkpoint: checkpoint, onIterate: onIterate)
             let final = objective.trace.last?.objective ?? .nan
             progress?(String(format: "%@: done, %d iterations, objective %.6e, %d step back-offs, %.2f s", method.rawValue, options.iterations,
                              final, out.backoffs, Date().timeIntervalSince(start)))
@@ -92,10 +94,10 @@ public enum IHVPSolver {
 
     /// Explicit vectors in, parameter coordinates out (Q·P values each way).
     public static func solve<T: BLASScalar>(_ v: [T], queries: Int, network: Network<T>, train: Dataset, ekfac: EKFAC?, options: SolverOptions,
-                                            comm: Communicator, progress: ((String) -> Void)? = nil,
-                                            onIterate: ((Int, UnsafeBufferPointer<T>) -> Void)? = nil) throws -> (x: [T], report: SolverReport) {
+                                            comm: Communicator, progress: ((String) -> Void)? = nil, checkpoint: SolverCheckpoint? = nil,
+                                            onIterate: ((Int, UnsafeBufferPointer<T>) throws -> Void)? = nil) throws -> (x: [T], report: SolverReport) {
         let (x, report) = try solve(QueryGradients(block: v, queries: queries, shape: network.shape), network: network, train: train, ekfac: ekfac,
-                                    options: options, comm: comm, progress: progress, onIterate: onIterate)
+                                    options: options, comm: comm, progress: progress, checkpoint: checkpoint, onIterate: onIterate)
         return (x.parameterBlock(), report)
     }
 }

@@ -26,34 +26,43 @@ enum NeumannSolvers {
 
     /// Runs sni or astra from `v` (Q·P values; astra: in the eigenbasis of `ekfac`, which `op`
     /// must share). `op` computes G̃_B for the block; `objective` traces and detects
-    /// divergence. Collective.
+    /// divergence. With a `checkpoint` (and `o.stateEvery > 0`) the solve continues from a
+    /// matching saved state and saves its own every `stateEvery` iterations and at the end
+    /// (`SolverState`); `onIterate` then sees only the iterations run here. Collective.
     static func solve<T: BLASScalar>(_ v: [T], queries: Int, network: Network<T>, train: Dataset, ekfac: EKFAC?, options o: SolverOptions,
                                      op: DistributedGGN<T>, objective: SolverObjective<T>, comm: Communicator,
-                                     onIterate: ((Int, UnsafeBufferPointer<T>) -> Void)?) throws -> Outcome<T> {
+                                     checkpoint: SolverCheckpoint? = nil,
+                                     onIterate: ((Int, UnsafeBufferPointer<T>) throws -> Void)?) throws -> Outcome<T> {
         let preconditioned = o.method == .astra
         precondition(o.method.isIterative, "NeumannSolvers: \(o.method) is not iterative")
         if preconditioned && ekfac == nil { throw AstraError("astra needs EK-FAC factors: run `fit` first (or choose --method sni)") }
         let label = o.method.rawValue, damping = o.damping, count = v.count, k = o.iterations
+        let chains = o.method == .sni ? o.lissaRepeats : 1
+        let checkpoint = o.stateEvery > 0 ? checkpoint : nil
+        let key = checkpoint?.key(options: o, v: v, network: network, ekfac: ekfac) ?? [:]
+        var saved: SolverState<T>? = checkpoint?.load(key: key, options: o, chains: chains, queries: queries, count: count, comm: comm)
 
-        // Step size: given, or c/λ_max by power iteration (spec §5).
+        // Step size: given, or c/λ_max by power iteration (spec §5), or as saved.
         var lambdaMax: Double?
         let alpha0: Double
-        if let lr = o.learningRate {
+        objective.hint = o.learningRate.map { "lower the solver learning rate (now \($0)) or raise --damping" }
+            ?? "lower --lr-scale (now \(o.learningRateScale)) or raise --damping"
+        if let saved {
+            alpha0 = saved.alpha0
+            lambdaMax = saved.lambdaMax
+        } else if let lr = o.learningRate {
             alpha0 = lr
-            objective.hint = "lower the solver learning rate (now \(lr)) or raise --damping"
         } else {
             let estimate = try estimateLambdaMax(network: network, train: train, eigenbasis: preconditioned ? ekfac : nil, damping: damping,
                                                  evaluationSet: objective.evaluationSet, iterations: o.powerIterations, comm: comm)
             lambdaMax = estimate
             alpha0 = o.learningRateScale / estimate
-            objective.hint = "lower --lr-scale (now \(o.learningRateScale)) or raise --damping"
             objective.progress?(String(format: "%@: λ_max ≈ %.4g (%d power iterations on %d examples), α = %.4g/λ_max = %.4g",
                                        label, estimate, o.powerIterations, objective.evaluationSet.count, o.learningRateScale, alpha0))
         }
 
-        let chains = o.method == .sni ? o.lissaRepeats : 1
-        var xs = [[T]](repeating: [T](repeating: 0, count: count), count: chains)
-        var ms = xs
+        var xs = saved?.xs ?? [[T]](repeating: [T](repeating: 0, count: count), count: chains)
+        var ms = saved?.ms ?? xs
         var r = [T](repeating: 0, count: count)
         var mean = chains > 1 ? [T](repeating: 0, count: count) : []
         let lam = T(damping), beta = T(o.momentum)
@@ -61,14 +70,19 @@ enum NeumannSolvers {
         // x_0, and astra's diagonal preconditioner 1/(Λ + λ) (P values, shared by the queries).
         var inverseDiagonal: [T] = []
         if preconditioned {
-            xs[0] = v
-            xs[0].withUnsafeMutableBufferPointer { ekfac!.scaleInEigenbasis($0.baseAddress!, queries: queries, damping: damping, power: -1) }
             inverseDiagonal = ekfac!.diagonal(damping: damping).map { T(1 / $0) }
-        } else {
+            if saved == nil {
+                xs[0] = v
+                xs[0].withUnsafeMutableBufferPointer { ekfac!.scaleInEigenbasis($0.baseAddress!, queries: queries, damping: damping, power: -1) }
+            }
+        } else if saved == nil {
             let a = T(alpha0)
             for c in 0..<chains { for i in 0..<count { xs[c][i] = a * v[i] } }
         }
-        var backoff = StepBackoff(window: o.backoffWindow, tolerance: o.backoffTolerance, chains: chains, queries: queries, start: xs)
+        var backoff = saved?.backoff ?? StepBackoff(window: o.backoffWindow, tolerance: o.backoffTolerance, chains: chains, queries: queries, start: xs)
+        // Release the saved arrays, so updating xs, ms and the back-off copies nothing.
+        let resumed = saved.map { (iteration: $0.iteration, trace: $0.trace) }
+        saved = nil
 
         /// The estimate the solver returns: chain 0, or the mean of the chains.
         func estimate(_ body: (UnsafeBufferPointer<T>) throws -> Void) rethrows {
@@ -78,10 +92,6 @@ enum NeumannSolvers {
             try mean.withUnsafeBufferPointer(body)
         }
 
-        try estimate { x in
-            try objective.record(iteration: 0, of: k, x: x.baseAddress!)
-            onIterate?(0, x)
-        }
         let shape = network.shape
         func checkBackoff(after done: Int) throws {
             guard backoff.checks(after: done) else { return }
@@ -92,8 +102,20 @@ enum NeumannSolvers {
                 backoff.check(h, chain: c, x: &xs[c], momentum: &ms[c], shape: shape)
             }
         }
-        try checkBackoff(after: 0)
-        for it in 0..<k {
+        if let resumed {
+            objective.resume(trace: resumed.trace)
+            objective.progress?(String(format: "%@: resuming from iteration %d of %d (saved state %@), α = %.4g", label, resumed.iteration, k,
+                                       checkpoint!.path, alpha0))
+        } else {
+            try estimate { x in
+                try objective.record(iteration: 0, of: k, x: x.baseAddress!)
+                try onIterate?(0, x)
+            }
+            try checkBackoff(after: 0)
+        }
+        // Only rank 0 writes; the iterates are the same on every rank.
+        var saving = checkpoint != nil && comm.rank == 0
+        for it in (resumed?.iteration ?? 0)..<k {
             let schedule = alpha0 * pow(o.decayFactor, Double(it / o.decayEvery))
             for c in 0..<chains {
                 // r = G̃_B x (one allreduce), then one fused pass per query block:
@@ -126,8 +148,12 @@ enum NeumannSolvers {
             if traced || onIterate != nil {
                 try estimate { x in
                     if traced { try objective.record(iteration: done, of: k, x: x.baseAddress!) }
-                    onIterate?(done, x)
+                    try onIterate?(done, x)
                 }
+            }
+            if saving && (done % o.stateEvery == 0 || done == k) {
+                let state = SolverState(iteration: done, alpha0: alpha0, lambdaMax: lambdaMax, xs: xs, ms: ms, backoff: backoff, trace: objective.trace)
+                saving = checkpoint!.save(state, key: key, ranks: comm.size)
             }
         }
         var x = xs[0]

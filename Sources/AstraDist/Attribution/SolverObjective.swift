@@ -78,7 +78,7 @@ final class SolverObjective<T: BLASScalar> {
 
     let label: String
     let progress: ((String) -> Void)?
-    let start: Date
+    private(set) var start: Date
     /// Text of the divergence hint ("lower --lr-scale (now 0.5) or raise --damping").
     var hint: String
     private(set) var trace: [TracePoint] = []
@@ -149,6 +149,14 @@ final class SolverObjective<T: BLASScalar> {
         trace.append(TracePoint(iteration: k, objective: h, seconds: t))
         progress?(String(format: "%@: iteration %d/%d, objective %.6e, %.2f s", label, k, total, h, t))
         return h
+    }
+
+    /// Continues a saved solve (`SolverState`): its trace so far, whose first point is the
+    /// divergence reference h_0, and its clock, so seconds go on from the last point.
+    func resume(trace saved: [TracePoint]) {
+        trace = saved
+        initial = saved.first?.objective
+        start = Date().addingTimeInterval(-(saved.last?.seconds ?? 0))
     }
 
     /// Whether iteration k is a trace point (0, every `every`, and the last).

@@ -28,11 +28,14 @@ struct StepBackoff<T: BLASScalar> {
     static var margin: Double { 1e-5 }
     /// Back-offs taken so far, over all queries and chains.
     private(set) var count = 0
-    private var scale: [[Double]]
+    /// Per chain and query: the step factor.
+    private(set) var scale: [[Double]]
     /// Per chain and query: h_C at x_0, and at the restart point (the best checked iterate).
-    private var initial: [[Double]]
-    private var reference: [[Double]]
-    private var restart: [[T]]
+    /// Empty for a chain until its first check.
+    private(set) var initial: [[Double]]
+    private(set) var reference: [[Double]]
+    /// Per chain: the restart points (Q·P values; empty when off).
+    private(set) var restart: [[T]]
 
     /// `start`: the chains' first iterates, the restart points until the first check.
     init(window: Int, tolerance: Double, chains: Int, queries: Int, start: [[T]]) {
@@ -40,6 +43,12 @@ struct StepBackoff<T: BLASScalar> {
         scale = [[Double]](repeating: [Double](repeating: 1, count: queries), count: chains)
         initial = []; reference = []
         restart = window > 0 ? start : []
+    }
+
+    /// A saved back-off (`SolverState`), exactly as it was: the fields above, in order.
+    init(window: Int, tolerance: Double, count: Int, scale: [[Double]], initial: [[Double]], reference: [[Double]], restart: [[T]]) {
+        self.window = window; self.tolerance = tolerance; self.count = count
+        self.scale = scale; self.initial = initial; self.reference = reference; self.restart = restart
     }
 
     /// The factor (a power of ½) on query q's scheduled step.

@@ -67,14 +67,19 @@ public enum ScoreStage {
             var seconds: [String: Double] = ["queryGradients": 0, "solve": 0, "contraction": 0]
             var local = [Float](), reports: [SolverReport] = []
             var blockStart = myQueries.lowerBound
+            let stateDirectory = solverStateDirectory(ctx, req, seed: seed, querySet: querySet)
             while blockStart < myQueries.upperBound {
                 let block = blockStart..<min(blockStart + req.queryBlock, myQueries.upperBound)
                 var t = now()
                 let v = net.measurementGradients(queries: querySet.data.subset(Array(block)))
                 seconds["queryGradients"]! += now() - t
                 t = now()
+                let checkpoint = SolverCheckpoint(path: stateDirectory + "/block-\(block.lowerBound)-\(block.upperBound).bin",
+                                                  provenance: ["data": ctx.data.hash, "config": ctx.config.hash, "querySet": querySet.name,
+                                                               "queryBlock": "\(block.lowerBound)-\(block.upperBound)"])
                 let (x, report) = try IHVPSolver.solve(v, network: net, train: ctx.data.train, ekfac: ekfac,
-                                                       options: req.options, comm: gcomm, progress: group == 0 ? { ctx.log("score: " + $0) } : nil)
+                                                       options: req.options, comm: gcomm, progress: group == 0 ? { ctx.log("score: " + $0) } : nil,
+                                                       checkpoint: checkpoint)
                 seconds["solve"]! += now() - t
                 reports.append(report)
                 t = now()
@@ -114,11 +119,19 @@ public enum ScoreStage {
                     try AtomicFile.write("iteration,objective,seconds\n" + trace.map { "\($0.iteration),\($0.objective),\($0.seconds)" }.joined(separator: "\n") + "\n", to: path)
                 }
                 if req.top > 0 { try writeTop(scores, queries: q, train: ctx.data.train, k: req.top, meta: meta, ctx: ctx) }
+                // The scores are written: the solver states (and any temp file of a killed save) are spent.
+                try? FileManager.default.removeItem(atPath: stateDirectory)
                 ctx.log(String(format: "score: seed %llu done: query gradients %.2f s, solve %.2f s, contraction %.2f s", seed,
                                seconds["queryGradients"]!, seconds["solve"]!, seconds["contraction"]!))
             }
             comm.barrier()
         }
+    }
+
+    /// `scores/NAME/STEM.state/`: the solver states of a seed's blocks while it is scored
+    /// (`block-Q0-Q1.bin`, written by each group's rank 0; docs/formats.md).
+    static func solverStateDirectory(_ ctx: RunContext, _ req: Request, seed: UInt64, querySet: QuerySet) -> String {
+        ScoreFiles.directory(ctx.workspace, method: req.name ?? req.method.rawValue) + "/" + ScoreFiles.stem(seed: seed, querySet: querySet.name) + ".state"
     }
 
     static func metadata(_ ctx: RunContext, _ req: Request, seed: UInt64, model: ModelDescription, querySet: QuerySet,
