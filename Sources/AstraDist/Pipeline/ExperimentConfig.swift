@@ -57,7 +57,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// Checks every value; a problem names where the value came from: `origin(key)` for a
     /// configuration key (`recipe.learningRate`) returns e.g. "--lr" or "config.json key
     /// recipe.learningRate".
-    public func validate(origin: (String) -> String = { "--" + $0 }) throws {
+    public func validate(origin: (String) -> String = { "key " + $0 }) throws {
         func bad(_ key: String, _ s: String) -> AstraError { AstraError("invalid configuration: \(origin(key)) \(s)") }
         // 0 means automatic (CSV settings: 85% of rows train, up to 100 queries from the rest).
         guard trainSize > 1 || trainSize == 0 else { throw bad("trainSize", "must be at least 2 (got \(trainSize))") }

@@ -41,7 +41,7 @@ public enum ScoreStage {
     }
 
     /// Advice for non-finite scores: a direct solve has no step to lower.
-    static func divergenceAdvice(_ method: SolverMethod) -> String {
+    public static func divergenceAdvice(_ method: SolverMethod) -> String {
         method.isIterative ? "lower --lr-scale (or --solver-lr) or raise --damping" : "raise --damping (the damped curvature is near singular)"
     }
 
