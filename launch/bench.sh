@@ -17,6 +17,6 @@ B=.build/release/astra-dist
 for n in 1 2; do
   "${A[@]}" -n $n $B bench train --setting "$setting" --workdir "$w" --runs 5 --out "$out/train-$n.json" >/dev/null
   "${A[@]}" -n $n $B bench fit --setting "$setting" --workdir "$w" --runs 3 --out "$out/fit-$n.json" >/dev/null
-  "${A[@]}" -n $n $B bench score --setting "$setting" --workdir "$w" --methods ekfac,astra --out "$out/score-$n.json" >/dev/null
+  "${A[@]}" -n $n $B bench score --setting "$setting" --workdir "$w" --method ekfac,astra --out "$out/score-$n.json" >/dev/null
 done
 echo "bench: JSON in $out/"

@@ -11,7 +11,7 @@ B=.build/release/astra-dist
 
 # 1. UCI Concrete, the paper's protocol: 896 train, 103 queries, 100 subsets × 100 repeats,
 #    λ = 0.0017, 5-model ensemble.
-"${A[@]}" $B run --setting concrete --workdir "$root/concrete" --ensemble 5
+"${A[@]}" $B run --setting concrete --workdir "$root/concrete" --seeds 0-4 --ensemble
 #    damping dependence (EK-FAC; λ = 0.018 is SOURCE's rule)
 for l in 0.0001 0.018 0.1 1; do "${A[@]}" $B score --workdir "$root/concrete" --method ekfac --damping $l --name ekfac-l$l; done
 "${A[@]}" $B lds --workdir "$root/concrete" --ensemble
@@ -21,8 +21,8 @@ for l in 0.0001 0.018 0.1 1; do "${A[@]}" $B score --workdir "$root/concrete" --
 #    model (2,000 iterations, ~17 min on the idle machine).
 for s in mnist fashion-mnist fashion-mnist-n; do
   w="$root/$s"
-  "${A[@]}" $B train --setting $s --workdir "$w" --repeats 5 --seeds 0-4
-  "${A[@]}" $B groundtruth --workdir "$w"
+  "${A[@]}" $B train --setting $s --workdir "$w" --seeds 0-4
+  "${A[@]}" $B groundtruth --workdir "$w" --repeats 5
   "${A[@]}" $B fit --workdir "$w"
   for m in identity ekfac astra; do "${A[@]}" $B score --workdir "$w" --method $m; done
   "${A[@]}" $B score --workdir "$w" --method sni --seeds 0 --trace-every 100
@@ -30,7 +30,7 @@ for s in mnist fashion-mnist fashion-mnist-n; do
 done
 
 # 3. Convergence (the paper's Figure 3) on digits and Concrete.
-"${A[@]}" $B run --workdir "$root/digits" --ensemble 5
+"${A[@]}" $B run --workdir "$root/digits" --seeds 0-4 --ensemble
 "${A[@]}" $B convergence --workdir "$root/digits"
 "${A[@]}" $B convergence --workdir "$root/concrete" --solver-seeds 5
 

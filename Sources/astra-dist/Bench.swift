@@ -4,18 +4,21 @@ import Foundation
 /// `astra-dist bench <what>`: the first bare word after `bench` names the benchmark.
 func runBenchmark(_ o: Options, _ comm: Communicator) throws {
     guard let what = o.string("bench-target") else { throw AstraError("bench: name what to measure: `astra-dist bench train|fit|score --setting NAME`") }
-    let ctx = try makeContext(o, comm)
+    guard ["train", "fit", "score"].contains(what) else { throw AstraError("bench: unknown benchmark '\(what)'; choose train, fit or score") }
+    let ws = try workspace(o, creates: true)
     let runs = try o.int("runs", min: 1) ?? 5
+    let mode = try fisherMode(o), methods = try solverMethods(o, default: ["ekfac", "astra", "sni"])
+    let sniIterations = try o.int("sni-iterations", min: 1) ?? 2000, groups = try o.int("query-groups", min: 1)
+    let ctx = try openContext(o, ws, comm)
+    let damping = try o.double("damping") ?? ctx.config.damping
+    try SolverOptions(method: .ekfac, damping: damping).validate()
+    try establish(ctx)
     let json: Data
     let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
     switch what {
     case "train": json = try e.encode(Benchmark.train(ctx, runs: runs))
-    case "fit": json = try e.encode(Benchmark.fit(ctx, mode: try fisherMode(o), runs: runs))
-    case "score":
-        let methods = try (o.list("methods") ?? ["ekfac", "astra", "sni"]).map(solverMethod)
-        json = try e.encode(Benchmark.score(ctx, methods: methods, sniIterations: try o.int("iterations", min: 1) ?? 2000,
-                                            damping: try o.double("damping") ?? ctx.config.damping, groups: try o.int("query-groups", min: 1)))
-    default: throw AstraError("bench: unknown benchmark '\(what)'; choose train, fit or score")
+    case "fit": json = try e.encode(Benchmark.fit(ctx, mode: mode, runs: runs))
+    default: json = try e.encode(Benchmark.score(ctx, methods: methods, sniIterations: sniIterations, damping: damping, groups: groups))
     }
     if comm.isRoot {
         print(String(decoding: json, as: UTF8.self))

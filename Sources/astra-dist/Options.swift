@@ -18,7 +18,12 @@ struct Options: Sendable {
         var i = 0
         while i < arguments.count {
             let arg = arguments[i]
-            guard arg.hasPrefix("--") else { throw AstraError("\(command): unexpected argument '\(arg)'; see `astra-dist \(command) --help`") }
+            guard arg.hasPrefix("--") else {
+                if i > 0, let previous = specs.first(where: { "--" + $0.name == arguments[i - 1] }), previous.value == nil {
+                    throw AstraError("\(command): --\(previous.name) is a switch and takes no value (got '\(arg)'); see `astra-dist \(command) --help`")
+                }
+                throw AstraError("\(command): unexpected argument '\(arg)'; see `astra-dist \(command) --help`")
+            }
             var name = String(arg.dropFirst(2)), inline: String? = nil
             if let eq = name.firstIndex(of: "=") { inline = String(name[name.index(after: eq)...]); name = String(name[..<eq]) }
             guard let spec = specs.first(where: { $0.name == name }) else {
@@ -54,14 +59,18 @@ struct Options: Sendable {
         guard let v = Double(s), v.isFinite else { throw AstraError("\(command): --\(name) expects a number, got '\(s)'") }
         return v
     }
-    /// `0,1,2` or `0-4` or a mix (`0-2,7`).
+    /// `0,1,2` or `0-4` or a mix (`0-2,7`); a number listed twice is refused.
     func intList(_ name: String) throws -> [Int]? {
         guard let s = values[name] else { return nil }
-        return try parseIntList(s, option: name)
+        let out = try parseIntList(s, option: name)
+        if let twice = out.indices.first(where: { out[..<$0].contains(out[$0]) }).map({ out[$0] }) {
+            throw AstraError("\(command): --\(name) lists \(twice) twice ('\(s)'); name each once")
+        }
+        return out
     }
     func parseIntList(_ s: String, option name: String) throws -> [Int] {
         var out: [Int] = []
-        for part in s.split(separator: ",") {
+        for part in s.split(separator: ",", omittingEmptySubsequences: false) {
             let ends = part.split(separator: "-", omittingEmptySubsequences: false)
             if ends.count == 2, let a = Int(ends[0]), let b = Int(ends[1]), a <= b, a >= 0 { out += Array(a...b) }
             else if ends.count == 1, let a = Int(ends[0]), a >= 0 { out.append(a) }
@@ -70,8 +79,18 @@ struct Options: Sendable {
         guard !out.isEmpty else { throw AstraError("\(command): --\(name) is empty") }
         return out
     }
-    func list(_ name: String) -> [String]? {
-        values[name].map { $0.split(separator: ",").map(String.init) }
+    /// A comma-separated list; an empty list or item (`--hidden ,`, `--method ekfac,`) is refused.
+    func list(_ name: String) throws -> [String]? {
+        guard let s = values[name] else { return nil }
+        let items = s.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard !items.contains(where: \.isEmpty) else {
+            throw AstraError("\(command): --\(name) expects a comma-separated list without empty items, got '\(s)'")
+        }
+        return items
+    }
+    /// Refuses `a` together with `b` (contradictory options are never silently resolved).
+    func refuseTogether(_ a: String, _ b: String, because why: String) throws {
+        if has(a) && has(b) { throw AstraError("\(command): --\(a) and --\(b) contradict each other (\(why)); pass one") }
     }
 }
 

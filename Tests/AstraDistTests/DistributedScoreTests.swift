@@ -43,8 +43,8 @@ final class DistributedScoreTests: XCTestCase {
         for method in ["ekfac", "astra"] {
             var results: [[Float]] = [], objectives: [Double] = [], backoffs: [String] = []
             for (ranks, extra, tag) in runs {
-                let r = try TestSupport.run(["score", "--workdir", dir, "--method", method, "--iterations", "30", "--solver-batch", "64",
-                                             "--name", "\(method)-\(tag)"] + extra, ranks: ranks)
+                let solver = method == "astra" ? ["--iterations", "30", "--solver-batch", "64"] : []
+                let r = try TestSupport.run(["score", "--workdir", dir, "--method", method, "--fisher", "exact", "--name", "\(method)-\(tag)"] + solver + extra, ranks: ranks)
                 XCTAssertEqual(r.status, 0, r.stderr)
                 results.append(try scores(dir, "\(method)-\(tag)"))
                 if method == "astra" {
@@ -78,9 +78,11 @@ final class DistributedScoreTests: XCTestCase {
     /// within one rank count (the same examples through two loaders give `==` scores).
     func testCustomQuerySets() throws {
         let dir = try prepared()
-        let rows = try TestSupport.run(["score", "--workdir", dir, "--method", "ekfac", "--queries", "3,5", "--queries-name", "rows"])
+        // Scores with the exact-Fisher factors of `prepared` are named for them (naming rule).
+        let ekfac = "ekfac_fisher=exact"
+        let rows = try TestSupport.run(["score", "--workdir", dir, "--method", "ekfac", "--fisher", "exact", "--queries", "3,5", "--queries-name", "rows"])
         XCTAssertEqual(rows.status, 0, rows.stderr)
-        let sources = try metadata(dir, "ekfac", set: "rows").queries
+        let sources = try metadata(dir, ekfac, set: "rows").queries
         XCTAssertEqual(sources.count, 2)
         // The same examples as a file: their lines of the digits table (test:K is line K).
         let table = try CSVTable.load(TestSupport.roots.digits, hasHeader: false, hint: "")
@@ -90,12 +92,12 @@ final class DistributedScoreTests: XCTestCase {
         }
         let file = dir + "/queries.csv"
         try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
-        let fromFile = try TestSupport.run(["score", "--workdir", dir, "--method", "ekfac", "--queries", "digits:" + file, "--queries-name", "file"])
+        let fromFile = try TestSupport.run(["score", "--workdir", dir, "--method", "ekfac", "--fisher", "exact", "--queries", "digits:" + file, "--queries-name", "file"])
         XCTAssertEqual(fromFile.status, 0, fromFile.stderr)
-        let fromRows = try scores(dir, "ekfac", set: "rows")
-        XCTAssertEqual(try NPY.read("\(dir)/scores/ekfac/\(ScoreFiles.stem(seed: 0, querySet: "rows")).npy").shape.first, 2)
-        XCTAssertEqual(fromRows, try scores(dir, "ekfac", set: "file"))
-        XCTAssertEqual(try metadata(dir, "ekfac", set: "file").queries, ["file:\(file)#0", "file:\(file)#1"])
+        let fromRows = try scores(dir, ekfac, set: "rows")
+        XCTAssertEqual(try NPY.read("\(dir)/scores/\(ekfac)/\(ScoreFiles.stem(seed: 0, querySet: "rows")).npy").shape.first, 2)
+        XCTAssertEqual(fromRows, try scores(dir, ekfac, set: "file"))
+        XCTAssertEqual(try metadata(dir, ekfac, set: "file").queries, ["file:\(file)#0", "file:\(file)#1"])
         // Refused with one line naming the problem: a missing file, a file of another setting.
         let missing = try TestSupport.run(["score", "--workdir", dir, "--method", "ekfac", "--queries", "digits:/nonexistent.csv"])
         XCTAssertNotEqual(missing.status, 0)
@@ -116,9 +118,10 @@ final class DistributedScoreTests: XCTestCase {
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("re-run `astra-dist fit"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: b + "/scores/ekfac/seed-0.npy"), "no half-written output")
-        // Missing model: a clear message naming the file.
+        // A workspace without models: a clear message naming the file.
         let c = TestSupport.temporaryDirectory("score-c")
-        let r2 = try TestSupport.run(["score", "--workdir", c, "--method", "identity"] + Self.common)
+        XCTAssertEqual(try TestSupport.run(["groundtruth", "--workdir", c, "--masks", "2", "--repeats", "1"] + Self.common).status, 0)
+        let r2 = try TestSupport.run(["score", "--workdir", c, "--method", "identity"])
         XCTAssertNotEqual(r2.status, 0)
         XCTAssertTrue(r2.stderr.contains("model.json") && r2.stderr.contains("astra-dist train"), r2.stderr)
         // Impossible options.

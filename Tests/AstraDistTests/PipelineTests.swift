@@ -16,7 +16,7 @@ final class PipelineTests: XCTestCase {
     func testRunResumesAndConvergenceWritesCurves() throws {
         let dir = TestSupport.temporaryDirectory("pipeline")
         let workspace = ["--workdir", dir, "--masks", "24", "--repeats", "2", "--epochs", "30", "--query-size", "20"]
-        let first = try TestSupport.run(["run"] + workspace + ["--methods", "identity,ekfac,astra"], ranks: 2)
+        let first = try TestSupport.run(["run"] + workspace + ["--method", "identity,ekfac,astra"], ranks: 2)
         XCTAssertEqual(first.status, 0, first.stderr)
         let rows = first.stdout.split(separator: "\n").filter { ["identity", "ekfac", "astra"].contains($0.split(separator: " ").first.map(String.init) ?? "") }
         XCTAssertEqual(rows.count, 3, first.stdout)
@@ -25,12 +25,12 @@ final class PipelineTests: XCTestCase {
         // A second run finds every stage done: nothing is recomputed or rewritten.
         let scores = dir + "/scores/astra/seed-0.npy"
         let written = try FileManager.default.attributesOfItem(atPath: scores)[.modificationDate] as! Date
-        let again = try TestSupport.run(["run"] + workspace + ["--methods", "identity,ekfac,astra"], ranks: 2)
+        let again = try TestSupport.run(["run"] + workspace + ["--method", "identity,ekfac,astra"], ranks: 2)
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertEqual(again.stdout.components(separatedBy: "(done before)").count - 1, 3, again.stdout)
         XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: scores)[.modificationDate] as? Date, written)
 
-        let c = try TestSupport.run(["convergence", "--workdir", dir, "--queries-count", "4", "--solver-seeds", "2", "--iterations", "20",
+        let c = try TestSupport.run(["convergence", "--workdir", dir, "--queries-count", "4", "--solver-seeds", "2", "--astra-iterations", "20",
                                      "--sni-iterations", "50", "--sni-rates", "1,0.1"], ranks: 2)
         XCTAssertEqual(c.status, 0, c.stderr)
         let csv = try String(contentsOfFile: dir + "/report/convergence.csv", encoding: .utf8).split(separator: "\n")

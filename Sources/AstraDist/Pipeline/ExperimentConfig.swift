@@ -29,10 +29,16 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     public var seeds: [UInt64]
     /// IF damping λ (spec §5, paper's values per setting).
     public var damping: Double
-    /// Ground truth (spec §9): M subsets, R repeats, subset fraction α.
+    /// Ground truth (spec §9): M subsets, R repeats, subset fraction α. M and R are the
+    /// workspace's defaults (like `seeds`): `groundtruth --masks/--repeats` extend or select a
+    /// prefix of the sweep without changing the configuration; α fixes the subsets.
     public var masks: Int
     public var repeats: Int
     public var alpha: Double
+    /// Training saves the weights every `checkpointEvery` steps (`models/seed-S/checkpoint-K/`);
+    /// nil (absent from config.json) = no checkpoints. Part of the configuration and its hash,
+    /// so a workspace's models and checkpoints always belong together.
+    public var checkpointEvery: Int?
 
     /// Canonical JSON (sorted keys): what the hash is computed on.
     public func canonicalJSON() -> String {
@@ -51,21 +57,54 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         return 1 / (eta * Double(recipe.steps(examples: trainSize)) / 3)
     }
 
-    public func validate() throws {
-        func bad(_ s: String) -> AstraError { AstraError("invalid configuration: \(s)") }
+    /// Checks every value; a problem names where the value came from: `origin(key)` for a
+    /// configuration key (`recipe.learningRate`) returns e.g. "--lr" or "config.json key
+    /// recipe.learningRate".
+    public func validate(origin: (String) -> String = { "key " + $0 }) throws {
+        func bad(_ key: String, _ s: String) -> AstraError { AstraError("invalid configuration: \(origin(key)) \(s)") }
         // 0 means automatic (CSV settings: 85% of rows train, up to 100 queries from the rest).
-        guard trainSize > 1 || trainSize == 0 else { throw bad("--train-size must be at least 2 (got \(trainSize))") }
-        guard querySize >= 0 else { throw bad("--query-size must be positive (got \(querySize))") }
-        guard recipe.learningRate > 0, recipe.learningRate.isFinite else { throw bad("--lr must be positive (got \(recipe.learningRate))") }
-        guard (0..<1).contains(recipe.momentum) else { throw bad("--momentum must be in [0, 1) (got \(recipe.momentum))") }
-        guard recipe.weightDecay >= 0 else { throw bad("--weight-decay must be ≥ 0") }
-        guard recipe.batchSize > 0, recipe.epochs > 0 else { throw bad("--batch-size and --epochs must be positive") }
-        guard !seeds.isEmpty else { throw bad("--seeds needs at least one seed") }
-        guard activation.map({ Pointwise(rawValue: $0) != nil }) ?? true else { throw bad("--activation must be relu or gelu (got \(activation!))") }
-        guard damping > 0, damping.isFinite else { throw bad("--damping must be positive (got \(damping))") }
-        guard masks > 1, repeats > 0 else { throw bad("--masks must be ≥ 2 and --repeats ≥ 1") }
-        guard alpha > 0, alpha < 1 else { throw bad("--alpha must be in (0, 1) (got \(alpha))") }
-        guard (0...1).contains(labelNoise) else { throw bad("label noise must be in [0, 1]") }
-        guard hidden.allSatisfy({ $0 > 0 }) else { throw bad("--hidden widths must be positive") }
+        guard trainSize > 1 || trainSize == 0 else { throw bad("trainSize", "must be at least 2 (got \(trainSize))") }
+        guard querySize >= 0 else { throw bad("querySize", "must be positive (got \(querySize))") }
+        guard recipe.learningRate > 0, recipe.learningRate.isFinite else { throw bad("recipe.learningRate", "must be positive (got \(recipe.learningRate))") }
+        guard (0..<1).contains(recipe.momentum) else { throw bad("recipe.momentum", "must be in [0, 1) (got \(recipe.momentum))") }
+        guard recipe.weightDecay >= 0, recipe.weightDecay.isFinite else { throw bad("recipe.weightDecay", "must be ≥ 0 (got \(recipe.weightDecay))") }
+        guard recipe.batchSize > 0 else { throw bad("recipe.batchSize", "must be positive (got \(recipe.batchSize))") }
+        guard recipe.epochs > 0 else { throw bad("recipe.epochs", "must be positive (got \(recipe.epochs))") }
+        guard !seeds.isEmpty else { throw bad("seeds", "needs at least one seed") }
+        guard Set(seeds).count == seeds.count else { throw bad("seeds", "lists a seed twice (\(seeds.map(String.init).joined(separator: ",")))") }
+        guard damping > 0, damping.isFinite else { throw bad("damping", "must be positive (got \(damping))") }
+        guard masks > 1 else { throw bad("masks", "must be ≥ 2 (got \(masks))") }
+        guard repeats > 0 else { throw bad("repeats", "must be ≥ 1 (got \(repeats))") }
+        guard alpha > 0, alpha < 1 else { throw bad("alpha", "must be in (0, 1) (got \(alpha))") }
+        guard (0...1).contains(labelNoise) else { throw bad("labelNoise", "must be in [0, 1] (got \(labelNoise))") }
+        guard hidden.allSatisfy({ $0 > 0 }) else { throw bad("hidden", "widths must be positive (got \(hidden))") }
+        guard activation.map({ Pointwise(rawValue: $0) != nil }) ?? true else { throw bad("activation", "must be relu or gelu (got \(activation!))") }
+        if let k = checkpointEvery { guard k > 0 else { throw bad("checkpointEvery", "must be positive (got \(k))") } }
+    }
+
+    /// Every key (dotted for `recipe.*`) whose value differs, with this and the other value
+    /// as canonical JSON ("(unset)" for an absent optional key), in key order.
+    public func differences(from other: ExperimentConfig) -> [(key: String, this: String, other: String)] {
+        let a = flattened(), b = other.flattened()
+        return Set(a.keys).union(b.keys).sorted().compactMap { k in
+            a[k] == b[k] ? nil : (k, a[k] ?? "(unset)", b[k] ?? "(unset)")
+        }
+    }
+
+    /// Key path → canonical JSON text of the value (`recipe.learningRate` → `0.1`).
+    public func flattened() -> [String: String] {
+        let object = try! JSONSerialization.jsonObject(with: Data(canonicalJSON().utf8)) as! [String: Any]
+        return Self.flatten(object)
+    }
+
+    /// Key paths of a JSON object, nested objects joined with dots.
+    public static func flatten(_ object: [String: Any], prefix: String = "") -> [String: String] {
+        var out: [String: String] = [:]
+        for (k, v) in object {
+            if let nested = v as? [String: Any] { out.merge(flatten(nested, prefix: prefix + k + ".")) { a, _ in a }; continue }
+            let data = (try? JSONSerialization.data(withJSONObject: [v], options: [.sortedKeys, .fragmentsAllowed])) ?? Data()
+            out[prefix + k] = String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
+        }
+        return out
     }
 }

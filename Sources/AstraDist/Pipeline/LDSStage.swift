@@ -13,12 +13,13 @@ public enum LDSStage {
         public var single: LDSResult
         /// LDS of the seeds' averaged scores (nil with one seed or without --ensemble).
         public var ensemble: LDSResult?
+        /// M and R of the ground truth the LDS was measured against.
         public var subsets: Int
         public var repeats: Int
         public var signConvention: String
     }
 
-    /// Methods with scores in the workspace.
+    /// Result names with scores in the workspace.
     public static func availableMethods(_ ctx: RunContext) -> [String] {
         let dir = ctx.workspace.root + "/scores"
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
@@ -29,13 +30,14 @@ public enum LDSStage {
         let methods = requested ?? availableMethods(ctx)
         guard !methods.isEmpty else { throw AstraError("lds: no scores in \(ctx.workspace.root)/scores; run `astra-dist score` first") }
         let (gt, masks) = try GroundTruthStage.load(ctx)
+        let sweep = try GroundTruthStage.writtenProtocol(ctx)
         let q = ctx.data.queries.count
         var results: [MethodResult] = []
         for method in methods {
             var perSeed: [String: LDSResult] = [:], all: [[Float]] = [], seeds: [UInt64] = []
             var convention = ""
             for seed in ctx.seeds {
-                let path = ScoreFiles.directory(ctx.workspace, method: method) + "/seed-\(seed).npy"
+                let path = ctx.workspace.scoresStem(name: method, model: ModelReference(seed: seed)) + ".npy"
                 if seed != ctx.seeds[0] && !FileManager.default.fileExists(atPath: path) { continue }
                 let (scores, meta) = try ScoreFiles.read(ctx, method: method, seed: seed)
                 guard meta.querySet == "default", meta.queriesHash == queryHash(ctx) else {
@@ -46,7 +48,7 @@ public enum LDSStage {
             }
             let ens = ensemble && all.count > 1 ? try LDS.evaluate(masks: masks, groundTruth: gt, scores: LDS.averageScores(all), queries: q) : nil
             let r = MethodResult(method: method, seeds: seeds, perSeed: perSeed, single: perSeed["\(seeds[0])"]!, ensemble: ens,
-                                 subsets: ctx.config.masks, repeats: ctx.config.repeats, signConvention: convention)
+                                 subsets: sweep.masks, repeats: sweep.repeats, signConvention: convention)
             if ctx.comm.isRoot { try WorkDirectory.writeJSON(r, to: ctx.workspace.ldsPath(method: method)) }
             results.append(r)
         }
@@ -62,9 +64,10 @@ public enum LDSStage {
 
     public static func table(_ results: [MethodResult]) -> String {
         func fmt(_ r: LDSResult?) -> String { r.map { String(format: "%.3f ± %.3f", $0.mean, $0.standardError) } ?? "—" }
-        var s = "method        seeds  LDS (1 model)    LDS (ensemble)\n"
+        let width = max(14, (results.map(\.method.count).max() ?? 0) + 2)
+        var s = "method".padding(toLength: width, withPad: " ", startingAt: 0) + "seeds  LDS (1 model)    LDS (ensemble)\n"
         for r in results {
-            s += r.method.padding(toLength: 14, withPad: " ", startingAt: 0) + "\(r.seeds.count)".padding(toLength: 7, withPad: " ", startingAt: 0)
+            s += r.method.padding(toLength: width, withPad: " ", startingAt: 0) + "\(r.seeds.count)".padding(toLength: 7, withPad: " ", startingAt: 0)
                 + fmt(r.single).padding(toLength: 17, withPad: " ", startingAt: 0) + fmt(r.ensemble) + "\n"
         }
         return s + "(mean ± standard error over queries; positive scores mean the training example helps the query)"

@@ -6,9 +6,13 @@ extension ScoreStage {
     /// `digits:PATH` (sklearn's digits layout) or `idx:IMAGES,LABELS`; checked against the
     /// model's input size. `name` defaults to `custom-` and a hash of the spec.
     public static func querySet(spec: String, name: String?, ctx: RunContext) throws -> QuerySet {
+        guard !spec.isEmpty else {
+            throw AstraError("--queries is empty; pass held-out rows like 0-99,250, or csv:PATH, digits:PATH or idx:IMAGES,LABELS")
+        }
         let setName = name ?? "custom-" + String(ContentHash.of(spec).prefix(8))
-        guard setName != "default", setName.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
-            throw AstraError("--queries-name must be letters, digits, - or _ and not 'default' (got '\(setName)')")
+        try ResultName.validate(setName, what: "--queries-name")
+        guard setName != "default", !setName.contains(".") else {
+            throw AstraError("--queries-name '\(setName)' must not be 'default' (the workspace's own queries) nor contain a dot (it ends a file stem)")
         }
         var data: Dataset, sources: [String]
         if spec.hasPrefix("csv:") {
@@ -40,7 +44,7 @@ extension ScoreStage {
 
     static func parseRows(_ spec: String, limit: Int) throws -> [Int] {
         var rows: [Int] = []
-        for part in spec.split(separator: ",") {
+        for part in spec.split(separator: ",", omittingEmptySubsequences: false) {
             let ends = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
             guard (1...2).contains(ends.count), ends.allSatisfy({ $0 != nil && $0! >= 0 }), ends.last!! >= ends.first!! else {
                 throw AstraError("--queries expects held-out rows like 0-99,250, csv:PATH, digits:PATH or idx:IMAGES,LABELS; got '\(spec)'")

@@ -1,13 +1,25 @@
 import Foundation
 
-/// `scores/METHOD/seed-S.json`, beside the Q×N float32 `seed-S.npy`.
+/// `scores/NAME/seed-S.json`, beside the Q×N float32 `seed-S.npy`.
 public struct ScoreMetadata: Codable, Sendable {
     /// "positive τ(m, q): training example m helps query q (lowers its loss-like measurement)".
     public var signConvention = "positive score: the training example helps the query (lowers its loss-like measurement f_q)"
+    /// The solver method (`ekfac`, `astra`, …).
     public var method: String
+    /// The result's name: the directory under `scores/` (`ResultName`).
+    public var name: String?
     public var seed: UInt64
     public var damping: Double
-    /// Solver settings and its report (iterations, learning rate, final objective).
+    /// Every resolved solver option (numbers as numbers): with `fisher` and `factorsHash`
+    /// what `run` compares before reusing these scores.
+    public var options: SolverOptions?
+    /// Fisher mode of the EK-FAC factors used (methods in the eigenbasis only).
+    public var fisher: FisherMode?
+    /// Content hash of the factors' manifest (`factors/seed-S/factors.json`, which holds every
+    /// array's hash), so scores from refitted factors are told apart.
+    public var factorsHash: String?
+    /// Solver report (iterations run, learning rate, λ_max, final objective, back-offs) and
+    /// the settings as text, for people.
     public var solver: [String: String]
     /// [iteration, h] pairs: the mean over all queries (query-weighted over groups and blocks).
     public var objectiveTrace: [[Double]]
@@ -23,21 +35,30 @@ public struct ScoreMetadata: Codable, Sendable {
     public var trainSize: Int
 }
 
+extension ScoreMetadata {
+    /// The result name these scores are filed under.
+    public var resultName: String { name ?? method }
+    /// The options that shaped these scores (nil for files from before options were recorded).
+    public var settings: [ResultName.Setting]? {
+        options.map { ResultName.settings($0, fisher: fisher ?? .sampled) }
+    }
+}
+
 public enum ScoreFiles {
-    public static func directory(_ ws: WorkDirectory, method: String) -> String { ws.root + "/scores/\(method)" }
+    public static func directory(_ ws: WorkDirectory, method: String) -> String { ws.scoresDirectory(name: method) }
 
     /// File stem for a seed and query set: `seed-S` for the workspace's queries, `seed-S.NAME` otherwise.
     public static func stem(seed: UInt64, querySet: String) -> String { querySet == "default" ? "seed-\(seed)" : "seed-\(seed).\(querySet)" }
 
     public static func write(_ scores: [Float], queries q: Int, trainSize n: Int, metadata: ScoreMetadata, ws: WorkDirectory) throws {
-        let base = directory(ws, method: metadata.method) + "/" + stem(seed: metadata.seed, querySet: metadata.querySet)
+        let base = ws.scoresStem(name: metadata.resultName, model: ModelReference(seed: metadata.seed), querySet: metadata.querySet)
         try NPY.write(scores, shape: [q, n], to: base + ".npy")
         try WorkDirectory.writeJSON(metadata, to: base + ".json")
     }
 
     /// Loads scores and metadata, checking shape and provenance against `ctx`.
     public static func read(_ ctx: RunContext, method: String, seed: UInt64, querySet: String = "default") throws -> ([Float], ScoreMetadata) {
-        let base = directory(ctx.workspace, method: method) + "/" + stem(seed: seed, querySet: querySet)
+        let base = ctx.workspace.scoresStem(name: method, model: ModelReference(seed: seed), querySet: querySet)
         let hint = "run `astra-dist score --workdir \(ctx.workspace.root) --method \(method)`"
         let meta = try WorkDirectory.readJSON(ScoreMetadata.self, from: base + ".json", hint: hint)
         let a = try NPY.read(base + ".npy", hint: hint)
@@ -48,5 +69,22 @@ public enum ScoreFiles {
             throw AstraError("\(base).json was computed on another configuration or data; \(hint)")
         }
         return (a.values(Float.self), meta)
+    }
+
+    /// Refuses to file a result under `name` if the scores already there were made with other
+    /// options (any seed, any query set): one name, one meaning.
+    /// - Returns: nothing; throws the line that says how to proceed.
+    public static func checkName(_ ws: WorkDirectory, name: String, settings: [ResultName.Setting], derived: Bool) throws {
+        let dir = ws.scoresDirectory(name: name)
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasSuffix(".top.json") }.sorted()
+        let fix = derived ? "move \(dir) aside or pass --name" : "drop --name or pick another"
+        for f in files {
+            guard let meta = try? WorkDirectory.readJSON(ScoreMetadata.self, from: dir + "/" + f, hint: ""), let stored = meta.settings else {
+                throw AstraError("\(dir)/\(f) records no solver options (an older astra-dist or another file); \(fix)")
+            }
+            guard stored == settings else {
+                throw AstraError("scores/\(name) holds \(ResultName.describeDifference(stored, from: settings)); this request has \(ResultName.describeDifference(settings, from: stored)): \(fix)")
+            }
+        }
     }
 }

@@ -20,15 +20,29 @@ public enum ScoreStage {
         public var queryBlock: Int
         /// Also write the K most helpful and most harmful training examples per query.
         public var top: Int
-        /// Output directory under `scores/` (default: the method's name).
+        /// Output directory under `scores/` (default: `ResultName.derived`).
         public var name: String?
+        /// Fisher mode the factors must have (methods in the eigenbasis).
+        public var fisher: FisherMode
         /// CSV file for the objective trace (query-weighted mean over groups and blocks).
         public var tracePath: String?
         public init(method: SolverMethod, options: SolverOptions, queries: QuerySet?, groups: Int?, queryBlock: Int, top: Int,
-                    name: String? = nil, tracePath: String? = nil) {
+                    name: String? = nil, tracePath: String? = nil, fisher: FisherMode = .sampled) {
             self.method = method; self.options = options; self.queries = queries; self.groups = groups; self.queryBlock = queryBlock
-            self.top = top; self.name = name; self.tracePath = tracePath
+            self.top = top; self.name = name; self.tracePath = tracePath; self.fisher = fisher
         }
+
+        /// The options that shape these scores (`ResultName.settings`).
+        public var settings: [ResultName.Setting] { ResultName.settings(options, fisher: fisher) }
+        /// Where the scores go: `--name`, else the name derived from the options.
+        public func resultName(defaultDamping: Double) -> String {
+            name ?? ResultName.derived(options, fisher: fisher, defaultDamping: defaultDamping)
+        }
+    }
+
+    /// Advice for non-finite scores: a direct solve has no step to lower.
+    public static func divergenceAdvice(_ method: SolverMethod) -> String {
+        method.isIterative ? "lower --lr-scale (or --solver-lr) or raise --damping" : "raise --damping (the damped curvature is near singular)"
     }
 
     /// A user's query set: rows of the held-out split, or a data file.
@@ -59,10 +73,12 @@ public enum ScoreStage {
         let myQueries = blockRange(count: q, rank: group, size: groups)
         let shard = blockRange(count: n, rank: gcomm.rank, size: gcomm.size)
         setBLASThreads(ctx.threads)
+        let name = req.resultName(defaultDamping: ctx.config.damping)
+        try ScoreFiles.checkName(ctx.workspace, name: name, settings: req.settings, derived: req.name == nil)
 
         for seed in ctx.seeds {
             let (net, model) = try ctx.loadModel(seed: seed)
-            let ekfac = req.method.usesEigenbasis ? try FitStage.load(ctx, seed: seed, model: model) : nil
+            let ekfac = req.method.usesEigenbasis ? try FitStage.load(ctx, seed: seed, model: model, mode: req.fisher) : nil
             ctx.log("score: \(req.method.rawValue), seed \(seed): \(q) queries × \(n) training examples on \(comm.size) rank(s) in \(groups) query group(s)")
             var seconds: [String: Double] = ["queryGradients": 0, "solve": 0, "contraction": 0]
             var local = [Float](), reports: [SolverReport] = []
@@ -110,9 +126,11 @@ public enum ScoreStage {
                         for i in 0..<qc { for j in 0..<mc { scores[(q0 + i) * n + m0 + j] = vals[i * mc + j] } }
                     }
                 }
-                guard scores.allSatisfy(\.isFinite) else { throw AstraError("score: non-finite scores (the solve diverged); raise --damping or lower --lr-scale") }
+                guard scores.allSatisfy(\.isFinite) else { throw AstraError("score: \(req.method.rawValue) gave non-finite scores (the solve diverged); \(divergenceAdvice(req.method))") }
                 let groupReports = try allReports.map { try JSONDecoder().decode([SolverReport].self, from: Data($0)) }.flatMap { $0 }
-                let meta = metadata(ctx, req, seed: seed, model: model, querySet: querySet, reports: groupReports, seconds: seconds)
+                var meta = metadata(ctx, req, seed: seed, model: model, querySet: querySet, reports: groupReports, seconds: seconds)
+                meta.name = name; meta.options = req.options
+                if req.method.usesEigenbasis { meta.fisher = req.fisher; meta.factorsHash = try factorsHash(ctx, seed: seed) }
                 try ScoreFiles.write(scores, queries: q, trainSize: n, metadata: meta, ws: ctx.workspace)
                 if let path = req.tracePath {
                     let trace = SolverReport.meanTrace(groupReports)
@@ -131,7 +149,7 @@ public enum ScoreStage {
     /// `scores/NAME/STEM.state/`: the solver states of a seed's blocks while it is scored
     /// (`block-Q0-Q1.bin`, written by each group's rank 0; docs/formats.md).
     static func solverStateDirectory(_ ctx: RunContext, _ req: Request, seed: UInt64, querySet: QuerySet) -> String {
-        ScoreFiles.directory(ctx.workspace, method: req.name ?? req.method.rawValue) + "/" + ScoreFiles.stem(seed: seed, querySet: querySet.name) + ".state"
+        ScoreFiles.directory(ctx.workspace, method: req.resultName(defaultDamping: ctx.config.damping)) + "/" + ScoreFiles.stem(seed: seed, querySet: querySet.name) + ".state"
     }
 
     static func metadata(_ ctx: RunContext, _ req: Request, seed: UInt64, model: ModelDescription, querySet: QuerySet,
@@ -154,9 +172,14 @@ public enum ScoreStage {
         let trace = SolverReport.meanTrace(reports).map { [Double($0.iteration), $0.objective] }
         var h = ContentHash()
         h.update(querySet.data.globalIndex.map { Int64($0) }); h.update(querySet.data.inputs); h.update(querySet.data.targets)
-        return ScoreMetadata(method: req.name ?? req.method.rawValue, seed: seed, damping: o.damping, solver: solver, objectiveTrace: trace, seconds: seconds,
+        return ScoreMetadata(method: req.method.rawValue, seed: seed, damping: o.damping, solver: solver, objectiveTrace: trace, seconds: seconds,
                              modelHash: model.parametersHash, configHash: ctx.config.hash, dataHash: ctx.data.hash,
                              querySet: querySet.name, queries: querySet.sources, queriesHash: h.hex, trainSize: ctx.data.train.count)
+    }
+
+    /// Content hash of the factors' manifest, which holds the hash of every factor array.
+    static func factorsHash(_ ctx: RunContext, seed: UInt64) throws -> String {
+        ContentHash.of(try AtomicFile.read(ctx.workspace.factorsDirectory(seed: seed) + "/" + EKFAC.manifestName, hint: "re-run `astra-dist fit`"))
     }
 
     struct TopEntry: Codable { var query: String; var helpful: [[Double]]; var harmful: [[Double]] }
@@ -173,7 +196,7 @@ public enum ScoreStage {
             func pick(_ idx: ArraySlice<Int>) -> [[Double]] { idx.map { [Double(train.globalIndex[$0]), Double(row[$0])] } }
             out.append(TopEntry(query: meta.queries[i], helpful: pick(order.prefix(k)), harmful: pick(order.suffix(k).reversed()[...])))
         }
-        let base = ScoreFiles.directory(ctx.workspace, method: meta.method) + "/" + ScoreFiles.stem(seed: meta.seed, querySet: meta.querySet)
+        let base = ctx.workspace.scoresStem(name: meta.resultName, model: ModelReference(seed: meta.seed), querySet: meta.querySet)
         try WorkDirectory.writeJSON(out, to: base + ".top.json")
     }
 }

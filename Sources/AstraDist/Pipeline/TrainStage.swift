@@ -5,12 +5,14 @@ import Foundation
 /// the number of ranks. A rank writes the directories of the seeds it trained (nobody else
 /// writes them); a seed whose valid model exists is skipped, so a re-run resumes.
 public enum TrainStage {
-    public static func run(_ ctx: RunContext, checkpointEvery: Int = 0) throws {
+    /// Trains every seed of `ctx` that has no valid model, saving checkpoints on the
+    /// configuration's schedule (`checkpointEvery`).
+    public static func run(_ ctx: RunContext) throws {
         let seeds = ctx.seeds
         var failure: String? = nil
         for (k, seed) in seeds.enumerated() where k % ctx.comm.size == ctx.comm.rank {
             if (try? ctx.loadModel(seed: seed)) != nil { ctx.log("train: seed \(seed) already trained, skipped"); continue }
-            do { try trainOne(ctx, seed: seed, checkpointEvery: checkpointEvery) }
+            do { try trainOne(ctx, seed: seed, checkpointEvery: ctx.config.checkpointEvery ?? 0) }
             catch { failure = "\(error)"; break }
         }
         if let message = ctx.comm.firstFailure(failure) { throw AstraError(message) }
@@ -28,7 +30,8 @@ public enum TrainStage {
         let net = trainer.train(on: ctx.data.train, seed: seed) { step, params in
             checkpoints.append(step)
             let n = Network<Float>(shape: ctx.shape, loss: ctx.data.train.loss, parameters: params)
-            do { try ModelStore.save(n, description: describe(ctx, n, seed: seed, steps: step, checkpoints: []), to: dir + "/checkpoints/step-\(step)") }
+            let checkpointDirectory = ctx.workspace.modelDirectory(ModelReference(seed: seed, checkpoint: step))
+            do { try ModelStore.save(n, description: describe(ctx, n, seed: seed, steps: step, checkpoints: []), to: checkpointDirectory) }
             catch { checkpointError = error }
         }
         if let checkpointError { throw checkpointError }
@@ -45,6 +48,7 @@ public enum TrainStage {
 
     static func describe(_ ctx: RunContext, _ net: Network<Float>, seed: UInt64, steps: Int, checkpoints: [Int]) -> ModelDescription {
         ModelDescription(widths: net.shape.widths, operations: net.shape.activation == .relu ? nil : net.shape.operations, loss: net.loss, seed: seed, steps: steps, configHash: ctx.config.hash,
-                         dataHash: ctx.data.hash, parametersHash: ContentHash.of(net.parameters), checkpoints: checkpoints)
+                         dataHash: ctx.data.hash, parametersHash: ContentHash.of(net.parameters), checkpoints: checkpoints,
+                         learningRate: ctx.config.recipe.learningRate)
     }
 }

@@ -4,20 +4,42 @@ import Foundation
 /// others read). Layout:
 ///
 ///     config.json                        resolved ExperimentConfig
-///     models/seed-S/layer-L.npy          W̄_l, O×(I+1) float32; model.json; metrics.json
-///     models/seed-S/checkpoints/step-K/  the same for each checkpoint
-///     factors/seed-S/                    EK-FAC (see EKFAC.write)
-///     scores/METHOD/seed-S.npy (+ .json) Q×N float32 scores
-///     groundtruth/{masks.npy,journal,groundtruth.npy,raw.npy}
-///     lds/METHOD.json
+///     models/MODEL/layer-L.npy           W̄_l, O×(I+1) float32; model.json; metrics.json
+///     factors/MODEL/                     EK-FAC (see EKFAC.write)
+///     scores/NAME/MODEL.npy (+ .json)    Q×N float32 scores
+///     groundtruth/{masks.npy,journal,groundtruth.npy,groundtruth.json,raw.npy}
+///     lds/NAME.json
+///
+/// MODEL is a `ModelReference` (`seed-S`, `seed-S/checkpoint-K`, `seed-S/segment-L`) and NAME
+/// a `ResultName` (docs/commands.md, "Naming rule").
 public struct WorkDirectory: Sendable {
     public let root: String
     public init(_ root: String) { self.root = root }
 
+    /// A workspace at `path` after checking it can be one: not empty (which would write into
+    /// the current directory's parent, or `/`) and not an existing non-directory.
+    public static func validated(_ path: String) throws -> WorkDirectory {
+        guard !path.isEmpty else { throw AstraError("--workdir is empty; name the experiment directory, e.g. --workdir ws/digits") }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw AstraError("--workdir \(path) is a file, not a directory; name a new or existing experiment directory")
+        }
+        return WorkDirectory(path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path)
+    }
+
     public var configPath: String { root + "/config.json" }
-    public func modelDirectory(seed: UInt64) -> String { root + "/models/seed-\(seed)" }
-    public func factorsDirectory(seed: UInt64) -> String { root + "/factors/seed-\(seed)" }
-    public func scoresPath(method: String, seed: UInt64) -> String { root + "/scores/\(method)/seed-\(seed).npy" }
+    public var hasConfig: Bool { FileManager.default.fileExists(atPath: configPath) }
+    public func modelDirectory(_ model: ModelReference) -> String { root + "/models/" + model.component }
+    public func modelDirectory(seed: UInt64) -> String { modelDirectory(ModelReference(seed: seed)) }
+    public func factorsDirectory(_ model: ModelReference) -> String { root + "/factors/" + model.component }
+    public func factorsDirectory(seed: UInt64) -> String { factorsDirectory(ModelReference(seed: seed)) }
+    /// `scores/NAME/`.
+    public func scoresDirectory(name: String) -> String { root + "/scores/" + name }
+    /// `scores/NAME/MODEL[.SET]` without extension; SET is omitted for the workspace's queries.
+    public func scoresStem(name: String, model: ModelReference, querySet: String = "default") -> String {
+        scoresDirectory(name: name) + "/" + model.component + (querySet == "default" ? "" : "." + querySet)
+    }
+    public func scoresPath(method: String, seed: UInt64) -> String { scoresStem(name: method, model: ModelReference(seed: seed)) + ".npy" }
     public var groundTruthDirectory: String { root + "/groundtruth" }
     public func ldsPath(method: String) -> String { root + "/lds/\(method).json" }
 
@@ -32,8 +54,10 @@ public struct WorkDirectory: Sendable {
     /// Fixes the configuration of a workspace: writes it if new, else requires it unchanged.
     public func establish(_ config: ExperimentConfig) throws {
         if let existing = try loadConfig() {
-            guard existing == config else {
-                throw AstraError("\(configPath) holds a different configuration (\(existing.setting), hash \(existing.hash)) than requested (\(config.setting), hash \(config.hash)); use a new --workdir, or drop the options that change it")
+            let differences = existing.differences(from: config)
+            guard differences.isEmpty else {
+                let listed = differences.map { "\($0.key) \($0.this), this request \($0.other)" }.joined(separator: "; ")
+                throw AstraError("\(configPath) has \(listed); use a new --workdir, or drop the options that change it")
             }
             return
         }
@@ -65,7 +89,10 @@ public struct ModelDescription: Codable, Sendable {
     public var dataHash: String
     /// Hash of the float32 parameters: factors and scores record it.
     public var parametersHash: String
+    /// Steps at which checkpoints were saved (`models/seed-S/checkpoint-K/`, K = step).
     public var checkpoints: [Int]
+    /// The training learning rate in force at `steps` (the recipe's rate: it has no schedule).
+    public var learningRate: Double?
 }
 
 public struct TrainingMetrics: Codable, Sendable {
