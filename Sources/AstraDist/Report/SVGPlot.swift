@@ -18,6 +18,10 @@ public struct SVGPlot: Sendable {
     public var xLabel: String
     public var yLabel: String
     public var logX = false
+    /// Draw a dot at every point (for series of a few points).
+    public var markers = false
+    /// Put the legend in a column right of the plot area, clear of the curves.
+    public var legendOutside = false
     public var series: [Series] = []
     public init(title: String, xLabel: String, yLabel: String, logX: Bool = false) {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.logX = logX
@@ -26,7 +30,7 @@ public struct SVGPlot: Sendable {
     static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
 
     public func render(width: Double = 640, height: Double = 420) -> String {
-        let left = 70.0, right = 20.0, top = 36.0, bottom = 50.0
+        let left = 70.0, right = legendOutside ? 170.0 : 20.0, top = 36.0, bottom = 50.0
         let fx: (Double) -> Double = { logX ? log10(max($0, 1e-12)) : $0 }
         let xs = series.flatMap { $0.x.map(fx) }
         let ys = series.flatMap { s in s.y.indices.flatMap { i in [s.y[i] - (s.band?[i] ?? 0), s.y[i] + (s.band?[i] ?? 0)] } }.filter(\.isFinite)
@@ -41,11 +45,13 @@ public struct SVGPlot: Sendable {
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
         s += "<text x=\"\(f(width / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">\(esc(title))</text>\n"
         s += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(pw))\" height=\"\(f(ph))\" fill=\"none\" stroke=\"#444\"/>\n"
-        for k in 0...4 {
-            let yv = y0 + (y1 - y0) * Double(k) / 4, xv = x0 + (x1 - x0) * Double(k) / 4
+        // Tick labels at round values: 1-2-5 steps (linear), powers of ten (log).
+        for yv in Self.roundTicks(y0, y1) {
+            s += "<text x=\"\(f(left - 6))\" y=\"\(f(py(yv) + 4))\" text-anchor=\"end\">\(String(format: "%g", yv))</text>\n"
+        }
+        for xv in logX ? Self.decadeTicks(x0, x1) : Self.roundTicks(x0, x1) {
             let xl = logX ? pow(10, xv) : xv
-            s += "<text x=\"\(f(left - 6))\" y=\"\(f(py(yv) + 4))\" text-anchor=\"end\">\(String(format: "%.3g", yv))</text>\n"
-            s += "<text x=\"\(f(left + (xv - x0) / (x1 - x0) * pw))\" y=\"\(f(top + ph + 16))\" text-anchor=\"middle\">\(String(format: "%.3g", xl))</text>\n"
+            s += "<text x=\"\(f(left + (xv - x0) / (x1 - x0) * pw))\" y=\"\(f(top + ph + 16))\" text-anchor=\"middle\">\(String(format: "%g", xl))</text>\n"
         }
         s += "<text x=\"\(f(left + pw / 2))\" y=\"\(f(height - 10))\" text-anchor=\"middle\">\(esc(xLabel))\(logX ? " (log scale)" : "")</text>\n"
         s += "<text transform=\"translate(16,\(f(top + ph / 2))) rotate(-90)\" text-anchor=\"middle\">\(esc(yLabel))</text>\n"
@@ -58,9 +64,27 @@ public struct SVGPlot: Sendable {
             }
             let pts = ser.x.indices.filter { ser.y[$0].isFinite }.map { "\(f(px(ser.x[$0]))),\(f(py(ser.y[$0])))" }
             s += "<polyline points=\"\(pts.joined(separator: " "))\" fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\"/>\n"
-            s += "<rect x=\"\(f(left + 10))\" y=\"\(f(top + 8 + Double(k) * 16))\" width=\"14\" height=\"3\" fill=\"\(c)\"/>"
-            s += "<text x=\"\(f(left + 30))\" y=\"\(f(top + 13 + Double(k) * 16))\">\(esc(ser.label))</text>\n"
+            if markers { for pt in pts { let xy = pt.split(separator: ","); s += "<circle cx=\"\(xy[0])\" cy=\"\(xy[1])\" r=\"3.5\" fill=\"\(c)\"/>" } }
+            let lx = legendOutside ? left + pw + 12 : left + 10
+            s += "<rect x=\"\(f(lx))\" y=\"\(f(top + 8 + Double(k) * 16))\" width=\"14\" height=\"3\" fill=\"\(c)\"/>"
+            s += "<text x=\"\(f(lx + 20))\" y=\"\(f(top + 13 + Double(k) * 16))\">\(esc(ser.label))</text>\n"
         }
         return s + "</svg>\n"
+    }
+
+    /// About five round ticks (steps 1, 2 or 5 × 10^k) inside `[lo, hi]`.
+    public static func roundTicks(_ lo: Double, _ hi: Double) -> [Double] {
+        guard hi > lo, lo.isFinite, hi.isFinite else { return [lo] }
+        let raw = (hi - lo) / 5, p = pow(10, floor(log10(raw)))
+        let step = [1.0, 2, 5, 10].map { $0 * p }.first { $0 >= raw } ?? 10 * p
+        var t = ceil(lo / step - 1e-9) * step, out: [Double] = []
+        while t <= hi + 1e-9 * step { out.append(abs(t) < 1e-12 * step ? 0 : t); t += step }
+        return out
+    }
+
+    /// Integer exponents inside `[lo, hi]` (log10 units), at least the two ends.
+    static func decadeTicks(_ lo: Double, _ hi: Double) -> [Double] {
+        let d = Array(stride(from: ceil(lo), through: floor(hi), by: 1.0))
+        return d.count >= 2 ? d : [lo, hi]
     }
 }
