@@ -30,8 +30,10 @@ let commands: [Command] = [
     },
     Command(name: "groundtruth", summary: "Retrain on M random subsets × R seeds through a dynamic MPI work queue; resumable, extensible journal; writes DIR/groundtruth/.",
             specs: commonOptions + configurationOptions + protocolOptions) { o, comm in
-        let ctx = try openContext(o, try workspace(o, creates: true), comm)
+        let ws = try workspace(o, creates: true)
+        let ctx = try openContext(o, ws, comm)
         let (m, r) = try sweep(o, ctx.config)
+        try ctx.config.requireRecipe(for: "ground truth", workspace: ws.root)
         try establish(ctx)
         try GroundTruthStage.run(ctx, masks: m, repeats: r)
     },
@@ -90,6 +92,7 @@ let commands: [Command] = [
         let damping = try o.double("damping") ?? ctx.config.damping
         try SolverOptions(method: .ekfac, damping: damping).validate()
         let (m, r) = try sweep(o, ctx.config)
+        try ctx.config.requireRecipe(for: "run's ground truth", workspace: ws.root)
         try establish(ctx)
         let rows = try RunStage.run(ctx, RunStage.Request(methods: methods, damping: damping, fisher: fisher, masks: m, repeats: r, ensemble: o.flag("ensemble")))
         if comm.isRoot { print(RunStage.table(rows, ensembleSize: ctx.seeds.count)) }
@@ -122,6 +125,7 @@ let commands: [Command] = [
     },
     Command(name: "curvature", summary: "The curvature ladder (spec §12): H, GGN, block GGN, EK-FAC, K-FAC dense on digits MLPs; errors, LDS, decomposition per sweep point; writes DIR/curvature/.",
             specs: curvatureSpecs) { o, comm in try runCurvature(o, comm) },
+    importCommand,
     Command(name: "bench", summary: "Benchmarks: `bench train|fit|score --setting NAME`; prints JSON with timings and GFLOP/s against the measured SGEMM peak.",
             specs: commonOptions + configurationOptions + [
                 OptionSpec(name: "runs", value: "K", help: "repetitions (median reported; default 5)"),

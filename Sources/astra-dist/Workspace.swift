@@ -72,8 +72,10 @@ func workspace(_ o: Options, creates: Bool) throws -> WorkDirectory {
 
 /// Resolves the configuration (config.json if it exists, else the preset; then --config,
 /// then flags), validates it and loads the data. Writes nothing: `establish` does, once
-/// the command has checked all of its own options.
-func openContext(_ o: Options, _ ws: WorkDirectory, _ comm: Communicator) throws -> RunContext {
+/// the command has checked all of its own options. `adjust` (import) sets keys no flag
+/// does, after the flags and before validation; it may record where a key came from.
+func openContext(_ o: Options, _ ws: WorkDirectory, _ comm: Communicator,
+                 adjust: ((inout ExperimentConfig, inout [String: String]) throws -> Void)? = nil) throws -> RunContext {
     let threads = try o.int("threads", min: 1) ?? 1
     let seeds = try o.intList("seeds").map { $0.map(UInt64.init) }
     let roots = DataRoots.discover(executable: CommandLine.arguments[0])
@@ -105,6 +107,7 @@ func openContext(_ o: Options, _ ws: WorkDirectory, _ comm: Communicator) throws
         if let seeds { c.seeds = seeds; origin["seeds"] = "--seeds" }
         (c.masks, c.repeats) = try sweep(o, c)
     }
+    try adjust?(&c, &origin)
     if c.setting == "csv", c.data.isEmpty { throw AstraError("setting csv needs --data csv:PATH --target COLUMN") }
     try c.validate(origin: { origin[$0] ?? "\(base) \($0)" })
     if let existing {

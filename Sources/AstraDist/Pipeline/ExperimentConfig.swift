@@ -24,6 +24,14 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// JSON so configurations from before the field keep their hash.
     public var activation: String?
     public var recipe: TrainingRecipe
+    /// The network as an operation list (`NetworkShape`), set by `import` from its
+    /// architecture file; nil (absent from the JSON, so older hashes hold) is the MLP of
+    /// `hidden` and `activation`. With it, `hidden` only records the layers' widths.
+    public var operations: [NetworkOperation]?
+    /// True for a workspace `import` made without a training recipe (no --lr, --epochs, …,
+    /// no `recipe` keys): `recipe` is then the preset's, which did not make the model, so
+    /// `train` and `groundtruth` refuse it. nil (absent) otherwise.
+    public var recipeUnknown: Bool?
     /// Default model seeds (the ensemble), fixed by the workspace's first command; a later
     /// `--seeds` selects models for one command without changing the configuration.
     public var seeds: [UInt64]
@@ -47,6 +55,14 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         return String(decoding: try! e.encode(self), as: UTF8.self)
     }
     public var hash: String { ContentHash.of(canonicalJSON()) }
+
+    /// Refuses work that retrains the network (`what`: "ground truth", "train") in a
+    /// workspace without a known recipe: one line saying how to give it.
+    public func requireRecipe(for what: String, workspace: String) throws {
+        guard recipeUnknown == true else { return }
+        throw AstraError("\(what) retrains the network from scratch with the workspace's training recipe, but \(workspace) holds an imported model and no recipe: "
+                         + "re-import into a new --workdir with the recipe PyTorch used (--lr, --momentum, --weight-decay, --batch-size, --epochs)")
+    }
 
     /// Steps of one training run on `n` examples.
     public func steps(examples n: Int) -> Int { recipe.steps(examples: n) }
@@ -79,6 +95,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         guard (0...1).contains(labelNoise) else { throw bad("labelNoise", "must be in [0, 1] (got \(labelNoise))") }
         guard hidden.allSatisfy({ $0 > 0 }) else { throw bad("hidden", "widths must be positive (got \(hidden))") }
         guard activation.map({ Pointwise(rawValue: $0) != nil }) ?? true else { throw bad("activation", "must be relu or gelu (got \(activation!))") }
+        if let ops = operations, let problem = NetworkShape.problem(with: ops) { throw bad("operations", problem) }
         if let k = checkpointEvery { guard k > 0 else { throw bad("checkpointEvery", "must be positive (got \(k))") } }
     }
 

@@ -54,6 +54,7 @@ public enum GroundTruthStage {
     /// Runs the jobs of an M×R sweep the journal lacks, then writes the M×R ground truth.
     /// - Precondition: `masks ≥ 2`, `repeats ≥ 1` (checked by the command line).
     public static func run(_ ctx: RunContext, masks mCount: Int, repeats rCount: Int) throws {
+        try ctx.config.requireRecipe(for: "ground truth", workspace: ctx.workspace.root)
         let c = ctx.config, dir = ctx.workspace.groundTruthDirectory
         let m = masks(ctx, count: mCount)
         let q = ctx.data.queries.count

@@ -17,8 +17,10 @@ public final class RunContext: @unchecked Sendable {
         self.seeds = seeds ?? config.seeds
     }
 
+    /// The network: the configuration's operation list, else its MLP.
     public var shape: NetworkShape {
-        NetworkShape(widths: [data.train.featureCount] + config.hidden + [data.train.outputCount],
+        if let ops = config.operations { return NetworkShape(operations: ops) }
+        return NetworkShape(widths: [data.train.featureCount] + config.hidden + [data.train.outputCount],
                      activation: config.activation.flatMap(Pointwise.init(rawValue:)) ?? .relu)
     }
 

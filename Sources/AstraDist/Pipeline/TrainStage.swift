@@ -12,6 +12,7 @@ public enum TrainStage {
         var failure: String? = nil
         for (k, seed) in seeds.enumerated() where k % ctx.comm.size == ctx.comm.rank {
             if (try? ctx.loadModel(seed: seed)) != nil { ctx.log("train: seed \(seed) already trained, skipped"); continue }
+            do { try ctx.config.requireRecipe(for: "train (seed \(seed))", workspace: ctx.workspace.root) } catch { failure = "\(error)"; break }
             do { try trainOne(ctx, seed: seed, checkpointEvery: ctx.config.checkpointEvery ?? 0) }
             catch { failure = "\(error)"; break }
         }
@@ -47,7 +48,7 @@ public enum TrainStage {
     }
 
     static func describe(_ ctx: RunContext, _ net: Network<Float>, seed: UInt64, steps: Int, checkpoints: [Int]) -> ModelDescription {
-        ModelDescription(widths: net.shape.widths, operations: net.shape.activation == .relu ? nil : net.shape.operations, loss: net.loss, seed: seed, steps: steps, configHash: ctx.config.hash,
+        ModelDescription(widths: net.shape.widths, operations: net.shape == NetworkShape(widths: net.shape.widths) ? nil : net.shape.operations, loss: net.loss, seed: seed, steps: steps, configHash: ctx.config.hash,
                          dataHash: ctx.data.hash, parametersHash: ContentHash.of(net.parameters), checkpoints: checkpoints,
                          learningRate: ctx.config.recipe.learningRate)
     }

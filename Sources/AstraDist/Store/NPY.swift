@@ -59,28 +59,49 @@ public enum NPY {
         try AtomicFile.write(encode(values, shape: shape, dtype: .uint8), to: path)
     }
 
+    /// Header facts and data of an `.npy` of any little-endian dtype (`descr` as written, e.g.
+    /// `<f2`): what an imported `.npz` member is read through.
+    public struct RawContent: Sendable {
+        public var descr: String
+        public var shape: [Int]
+        public var bytes: [UInt8]
+    }
+
     /// Parses `.npy` bytes; `path` only names the file in errors.
     public static func decode(_ b: [UInt8], path: String) throws -> Content {
-        func bad(_ why: String) -> AstraError { AstraError("\(path) is not a valid .npy file (\(why)); re-create it with the command that wrote it") }
+        let raw = try decodeAny(b, path: path)
+        guard let dtype = DType(rawValue: raw.descr) else { throw invalid(path, "unsupported dtype \(raw.descr)") }
+        guard raw.bytes.count == raw.shape.reduce(1, *) * dtype.size else {
+            throw invalid(path, "expected \(raw.shape.reduce(1, *) * dtype.size) data bytes for shape \(raw.shape), found \(raw.bytes.count): truncated")
+        }
+        return Content(dtype: dtype, shape: raw.shape, bytes: raw.bytes)
+    }
+
+    static func invalid(_ path: String, _ why: String) -> AstraError {
+        AstraError("\(path) is not a valid .npy file (\(why)); re-create it with the command that wrote it")
+    }
+
+    /// Parses `.npy` bytes of any dtype; the data length is checked when the dtype's size is known.
+    public static func decodeAny(_ b: [UInt8], path: String) throws -> RawContent {
+        func bad(_ why: String) -> AstraError { invalid(path, why) }
         guard b.count >= 10, b[0] == 0x93, Array(b[1..<6]) == Array("NUMPY".utf8) else { throw bad("bad magic") }
         let major = b[6]
+        guard major == 1 || b.count >= 12 else { throw bad("truncated header") }
         let (hlen, start): (Int, Int) = major == 1 ? (Int(b[8]) | Int(b[9]) << 8, 10)
             : (Int(b[8]) | Int(b[9]) << 8 | Int(b[10]) << 16 | Int(b[11]) << 24, 12)
         guard b.count >= start + hlen else { throw bad("truncated header") }
         let header = String(decoding: b[start..<(start + hlen)], as: UTF8.self)
         guard let d = header.range(of: "'descr': '") else { throw bad("no dtype") }
-        let dstr = header[d.upperBound...].prefix { $0 != "'" }
-        guard let dtype = DType(rawValue: String(dstr)) else { throw bad("unsupported dtype \(dstr)") }
+        let descr = String(header[d.upperBound...].prefix { $0 != "'" })
         guard !header.contains("'fortran_order': True") else { throw bad("Fortran order") }
         guard let s = header.range(of: "'shape': (") else { throw bad("no shape") }
         let shapeText = header[s.upperBound...].prefix { $0 != ")" }
         let shape = shapeText.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        let count = shape.reduce(1, *)
         let dataStart = start + hlen
-        guard b.count == dataStart + count * dtype.size else {
-            throw bad("expected \(count * dtype.size) data bytes for shape \(shape), found \(b.count - dataStart): truncated")
+        if let size = TensorArchive.size(of: descr), b.count != dataStart + shape.reduce(1, *) * size {
+            throw bad("expected \(shape.reduce(1, *) * size) data bytes for shape \(shape), found \(b.count - dataStart): truncated")
         }
-        return Content(dtype: dtype, shape: shape, bytes: Array(b[dataStart...]))
+        return RawContent(descr: descr, shape: shape, bytes: Array(b[dataStart...]))
     }
 
     public static func read(_ path: String, hint: String = "re-create it with the command that wrote it") throws -> Content {

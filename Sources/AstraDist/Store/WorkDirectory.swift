@@ -93,6 +93,17 @@ public struct ModelDescription: Codable, Sendable {
     public var checkpoints: [Int]
     /// The training learning rate in force at `steps` (the recipe's rate: it has no schedule).
     public var learningRate: Double?
+    /// Set for a model `import` read from a weights file (nil: trained here).
+    public var imported: ImportRecord?
+}
+
+/// Where an imported model came from: the weights file as given and the FNV-1a hash of its
+/// bytes (`ContentHash`), so a re-import of another file is told apart.
+public struct ImportRecord: Codable, Sendable, Equatable {
+    public var file: String
+    public var architecture: String
+    public var hash: String
+    public init(file: String, architecture: String, hash: String) { self.file = file; self.architecture = architecture; self.hash = hash }
 }
 
 public struct TrainingMetrics: Codable, Sendable {
