@@ -25,7 +25,7 @@ final class DistributedScoreTests: XCTestCase {
 
     func finalObjective(_ dir: String, _ name: String) throws -> Double {
         let meta = try metadata(dir, name)
-        let h = try XCTUnwrap(meta.solver["finalObjective"].flatMap(Double.init))
+        let h = try XCTUnwrap(meta.solver["finalObjective"]?.number)
         XCTAssertEqual(meta.objectiveTrace.last?[1], h, "the trace ends at the recorded objective")
         return h
     }
@@ -49,7 +49,7 @@ final class DistributedScoreTests: XCTestCase {
                 results.append(try scores(dir, "\(method)-\(tag)"))
                 if method == "astra" {
                     objectives.append(try finalObjective(dir, "\(method)-\(tag)"))
-                    backoffs.append(try metadata(dir, "\(method)-\(tag)").solver["backoffs"] ?? "missing")
+                    backoffs.append(try metadata(dir, "\(method)-\(tag)").solver["backoffs"]?.description ?? "missing")
                 }
             }
             // Step back-offs are decided per query on allreduced values: the same on every

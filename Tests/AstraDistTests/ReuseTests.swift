@@ -20,7 +20,7 @@ final class ReuseTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.stderr)
         let astra = try JSONDecoder().decode(ScoreMetadata.self, from: Data(contentsOf: URL(fileURLWithPath: w + "/scores/astra/seed-0.json")))
         XCTAssertEqual(astra.options?.iterations, 200)
-        XCTAssertEqual(astra.solver["iterations"], "200")
+        XCTAssertEqual(astra.solver["iterations"]?.number, 200)
         XCTAssertEqual(astra.fisher, .sampled)
         XCTAssertNotNil(astra.factorsHash)
         XCTAssertFalse(run.stdout.contains("(done before)"), run.stdout)

@@ -31,7 +31,7 @@ extension ScoreStage {
             data = try loadIDXDataset(images: parts[0], labels: parts[1], hint: "pass existing IDX image and label files")
             sources = (0..<data.count).map { "file:\(parts[0])#\($0)" }
         } else {
-            let rows = try parseRows(spec, limit: ctx.data.test.count)
+            let rows = try parseRows(spec, limit: ctx.data.test.count, names: ctx.data.test.globalIndex)
             data = ctx.data.test.subset(rows)
             sources = rows.map { "test:\(ctx.data.test.globalIndex[$0])" }
         }
@@ -42,9 +42,17 @@ extension ScoreStage {
         return QuerySet(name: setName, data: data, sources: sources)
     }
 
-    static func parseRows(_ spec: String, limit: Int) throws -> [Int] {
+    /// Positions (`0-99,250`) and the names the tool prints (`test:193`: the held-out row whose
+    /// source row is 193, `names[position]`), mixed freely.
+    static func parseRows(_ spec: String, limit: Int, names: [Int]) throws -> [Int] {
         var rows: [Int] = []
         for part in spec.split(separator: ",", omittingEmptySubsequences: false) {
+            if part.hasPrefix("test:") {
+                guard let k = Int(part.dropFirst(5)), let position = names.firstIndex(of: k) else {
+                    throw AstraError("--queries \(part): no held-out row of this workspace is named so (names are test:K as score files list them; positions 0-\(limit - 1) also work)")
+                }
+                rows.append(position); continue
+            }
             let ends = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
             guard (1...2).contains(ends.count), ends.allSatisfy({ $0 != nil && $0! >= 0 }), ends.last!! >= ends.first!! else {
                 throw AstraError("--queries expects held-out rows like 0-99,250, csv:PATH, digits:PATH or idx:IMAGES,LABELS; got '\(spec)'")

@@ -18,9 +18,12 @@ public struct ScoreMetadata: Codable, Sendable {
     /// Content hash of the factors' manifest (`factors/seed-S/factors.json`, which holds every
     /// array's hash), so scores from refitted factors are told apart.
     public var factorsHash: String?
-    /// Solver report (iterations run, learning rate, λ_max, final objective, back-offs) and
-    /// the settings as text, for people.
-    public var solver: [String: String]
+    /// Solver report (iterations run, learning rate, λ_max, final objective — the mean over
+    /// queries `score` prints —, back-offs) and the settings, numbers as numbers (text in files
+    /// from before: `ReportValue.number` reads both).
+    public var solver: [String: ReportValue]
+    /// How columns and queries are numbered (`ScoreMetadata.numbering`); nil in older files.
+    public var numbering: String? = ScoreMetadata.numbering
     /// [iteration, h] pairs: the mean over all queries (query-weighted over groups and blocks).
     public var objectiveTrace: [[Double]]
     public var seconds: [String: Double]
@@ -36,6 +39,8 @@ public struct ScoreMetadata: Codable, Sendable {
 }
 
 extension ScoreMetadata {
+    /// The one numbering every score file states.
+    public static let numbering = "column j of the scores is training example j (training order); train_index.npy[j] is its row in the source data; queries are named test:K (row K of the source's held-out part) or file:PATH#K"
     /// The result name these scores are filed under.
     public var resultName: String { name ?? method }
     /// The options that shaped these scores (nil for files from before options were recorded).
@@ -50,10 +55,16 @@ public enum ScoreFiles {
     /// File stem for a seed and query set: `seed-S` for the workspace's queries, `seed-S.NAME` otherwise.
     public static func stem(seed: UInt64, querySet: String) -> String { querySet == "default" ? "seed-\(seed)" : "seed-\(seed).\(querySet)" }
 
-    public static func write(_ scores: [Float], queries q: Int, trainSize n: Int, metadata: ScoreMetadata, ws: WorkDirectory) throws {
+    /// Writes `STEM.npy`, `STEM.json` and the directory's `train_index.npy` (int64, N:
+    /// column → source row); returns the paths written.
+    @discardableResult
+    public static func write(_ scores: [Float], queries q: Int, trainIndex: [Int], metadata: ScoreMetadata, ws: WorkDirectory) throws -> [String] {
         let base = ws.scoresStem(name: metadata.resultName, model: ModelReference(seed: metadata.seed), querySet: metadata.querySet)
-        try NPY.write(scores, shape: [q, n], to: base + ".npy")
+        let index = ws.scoresDirectory(name: metadata.resultName) + "/train_index.npy"
+        try NPY.write(scores, shape: [q, trainIndex.count], to: base + ".npy")
+        try AtomicFile.write(NPY.encode(trainIndex.map(Int64.init), shape: [trainIndex.count], dtype: .int64), to: index)
         try WorkDirectory.writeJSON(metadata, to: base + ".json")
+        return [base + ".npy", base + ".json", index]
     }
 
     /// Loads scores and metadata, checking shape and provenance against `ctx`.

@@ -131,12 +131,16 @@ public enum ScoreStage {
                 var meta = metadata(ctx, req, seed: seed, model: model, querySet: querySet, reports: groupReports, seconds: seconds)
                 meta.name = name; meta.options = req.options
                 if req.method.usesEigenbasis { meta.fisher = req.fisher; meta.factorsHash = try factorsHash(ctx, seed: seed) }
-                try ScoreFiles.write(scores, queries: q, trainSize: n, metadata: meta, ws: ctx.workspace)
+                var written = try ScoreFiles.write(scores, queries: q, trainIndex: ctx.data.train.globalIndex, metadata: meta, ws: ctx.workspace)
                 if let path = req.tracePath {
                     let trace = SolverReport.meanTrace(groupReports)
                     try AtomicFile.write("iteration,objective,seconds\n" + trace.map { "\($0.iteration),\($0.objective),\($0.seconds)" }.joined(separator: "\n") + "\n", to: path)
                 }
-                if req.top > 0 { try writeTop(scores, queries: q, train: ctx.data.train, k: req.top, meta: meta, ctx: ctx) }
+                if let path = req.tracePath { written.append(path) }
+                if req.top > 0 { written.append(try writeTop(scores, network: net, queries: querySet.data, train: ctx.data.train, k: req.top, meta: meta, ctx: ctx)) }
+                if let last = meta.solver["finalObjective"]?.number { ctx.log("score: final objective h = \(last) (the mean over queries, as recorded in the .json)") }
+                print(written.map { "wrote " + $0 }.joined(separator: "\n"))
+                fflush(nil)
                 // The scores are written: the solver states (and any temp file of a killed save) are spent.
                 try? FileManager.default.removeItem(atPath: stateDirectory)
                 ctx.log(String(format: "score: seed %llu done: query gradients %.2f s, solve %.2f s, contraction %.2f s", seed,
@@ -155,19 +159,20 @@ public enum ScoreStage {
     static func metadata(_ ctx: RunContext, _ req: Request, seed: UInt64, model: ModelDescription, querySet: QuerySet,
                          reports: [SolverReport], seconds: [String: Double]) -> ScoreMetadata {
         let o = req.options
-        var solver: [String: String] = ["method": req.method.rawValue, "damping": "\(o.damping)"]
+        var solver: [String: ReportValue] = ["method": .text(req.method.rawValue), "damping": .init(o.damping)]
         if let r = reports.first {
-            solver["iterations"] = "\(r.iterations)"
-            if let lr = r.learningRate { solver["learningRate"] = "\(lr)" }
-            if let l = r.lambdaMax { solver["lambdaMax"] = "\(l)" }
-            if let last = SolverReport.meanTrace(reports).last { solver["finalObjective"] = "\(last.objective)" }
-            if r.backoffs != nil { solver["backoffs"] = "\(reports.compactMap(\.backoffs).reduce(0, +))" }
+            solver["iterations"] = .init(r.iterations)
+            if let lr = r.learningRate { solver["learningRate"] = .init(lr) }
+            if let l = r.lambdaMax { solver["lambdaMax"] = .init(l) }
+            // The query-weighted mean over groups and blocks: what `score` prints and the trace's last point.
+            if let last = SolverReport.meanTrace(reports).last { solver["finalObjective"] = .init(last.objective) }
+            if r.backoffs != nil { solver["backoffs"] = .init(reports.compactMap(\.backoffs).reduce(0, +)) }
         }
-        solver["batchSize"] = "\(o.batchSize)"; solver["momentum"] = "\(o.momentum)"; solver["seed"] = "\(o.seed)"
+        solver["batchSize"] = .init(o.batchSize); solver["momentum"] = .init(o.momentum); solver["seed"] = .init(Double(o.seed))
         if req.method.isIterative {
-            solver["backoffWindow"] = "\(o.backoffWindow)"; solver["backoffTolerance"] = "\(o.backoffTolerance)"
-            solver["decayEvery"] = "\(o.decayEvery)"; solver["decayFactor"] = "\(o.decayFactor)"
-            if o.learningRate == nil { solver["learningRateScale"] = "\(o.learningRateScale)" }
+            solver["backoffWindow"] = .init(o.backoffWindow); solver["backoffTolerance"] = .init(o.backoffTolerance)
+            solver["decayEvery"] = .init(o.decayEvery); solver["decayFactor"] = .init(o.decayFactor)
+            if o.learningRate == nil { solver["learningRateScale"] = .init(o.learningRateScale) }
         }
         let trace = SolverReport.meanTrace(reports).map { [Double($0.iteration), $0.objective] }
         var h = ContentHash()
@@ -182,21 +187,32 @@ public enum ScoreStage {
         ContentHash.of(try AtomicFile.read(ctx.workspace.factorsDirectory(seed: seed) + "/" + EKFAC.manifestName, hint: "re-run `astra-dist fit`"))
     }
 
-    struct TopEntry: Codable { var query: String; var helpful: [[Double]]; var harmful: [[Double]] }
+    /// `seed-S.top.json` (docs/formats.md): the numbering stated, then per query its most
+    /// helpful and most harmful training examples.
+    struct TopFile: Codable { var numbering: String; var queries: [TopQuery] }
+    struct TopQuery: Codable { var query: String; var target: Double; var prediction: Double; var helpful: [TopExample]; var harmful: [TopExample] }
+    /// `column`: column of the score matrix (training order); `row`: `train_index.npy[column]`.
+    struct TopExample: Codable { var column: Int; var row: Int; var target: Double; var prediction: Double; var score: Double }
 
-    /// Per query the K largest and K smallest scores, as [global training index, score]; equal
-    /// scores in training-index order, so the choice is a function of the scores alone (scores
-    /// closer than the reordering tolerance may still swap between rank counts).
-    static func writeTop(_ scores: [Float], queries q: Int, train: Dataset, k: Int, meta: ScoreMetadata, ctx: RunContext) throws {
+    /// Per query the K largest and K smallest scores with each example's source row, target
+    /// and prediction; equal scores in column order, so the choice is a function of the
+    /// scores alone (scores closer than the reordering tolerance may still swap between rank
+    /// counts). Returns the path written.
+    static func writeTop(_ scores: [Float], network: Network<Float>, queries: Dataset, train: Dataset, k: Int, meta: ScoreMetadata, ctx: RunContext) throws -> String {
         let n = train.count
-        var out: [TopEntry] = []
-        for i in 0..<q {
+        let trainPredicted = network.predictions(on: train), queryPredicted = network.predictions(on: queries)
+        var out: [TopQuery] = []
+        for i in 0..<queries.count {
             let row = Array(scores[(i * n)..<((i + 1) * n)])
             let order = row.indices.sorted { row[$0] != row[$1] ? row[$0] > row[$1] : $0 < $1 }
-            func pick(_ idx: ArraySlice<Int>) -> [[Double]] { idx.map { [Double(train.globalIndex[$0]), Double(row[$0])] } }
-            out.append(TopEntry(query: meta.queries[i], helpful: pick(order.prefix(k)), harmful: pick(order.suffix(k).reversed()[...])))
+            func pick(_ idx: ArraySlice<Int>) -> [TopExample] {
+                idx.map { TopExample(column: $0, row: train.globalIndex[$0], target: Double(train.targets[$0 * train.targetWidth]), prediction: trainPredicted[$0], score: Double(row[$0])) }
+            }
+            out.append(TopQuery(query: meta.queries[i], target: Double(queries.targets[i * queries.targetWidth]), prediction: queryPredicted[i],
+                                helpful: pick(order.prefix(k)), harmful: pick(order.suffix(k).reversed()[...])))
         }
-        let base = ctx.workspace.scoresStem(name: meta.resultName, model: ModelReference(seed: meta.seed), querySet: meta.querySet)
-        try WorkDirectory.writeJSON(out, to: base + ".top.json")
+        let path = ctx.workspace.scoresStem(name: meta.resultName, model: ModelReference(seed: meta.seed), querySet: meta.querySet) + ".top.json"
+        try WorkDirectory.writeJSON(TopFile(numbering: ScoreMetadata.numbering, queries: out), to: path)
+        return path
     }
 }
