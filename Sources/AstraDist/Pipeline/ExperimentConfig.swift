@@ -55,7 +55,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         guard querySize >= 0 else { throw bad("--query-size must be positive (got \(querySize))") }
         guard recipe.learningRate > 0, recipe.learningRate.isFinite else { throw bad("--lr must be positive (got \(recipe.learningRate))") }
         guard (0..<1).contains(recipe.momentum) else { throw bad("--momentum must be in [0, 1) (got \(recipe.momentum))") }
-        guard recipe.weightDecay >= 0 else { throw bad("--weight-decay must be ≥ 0") }
+        guard recipe.weightDecay >= 0, recipe.weightDecay.isFinite else { throw bad("--weight-decay must be a finite number ≥ 0") }
         guard recipe.batchSize > 0, recipe.epochs > 0 else { throw bad("--batch-size and --epochs must be positive") }
         guard !seeds.isEmpty else { throw bad("--seeds needs at least one seed") }
         guard damping > 0, damping.isFinite else { throw bad("--damping must be positive (got \(damping))") }
