@@ -18,6 +18,6 @@ let package = Package(
         .executableTarget(name: "astra-dist", dependencies: ["AstraDist", "CMPI"]),
         // The fuzz driver of every file parser (launch/fuzz.sh), apart from the CLI.
         .executableTarget(name: "astra-fuzz", dependencies: ["AstraDist", "CZlib"]),
-        .testTarget(name: "AstraDistTests", dependencies: ["AstraDist", "astra-dist"]),
+        .testTarget(name: "AstraDistTests", dependencies: ["AstraDist", "astra-dist"], exclude: ["FuzzCorpus"]),
     ]
 )

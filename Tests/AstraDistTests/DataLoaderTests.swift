@@ -39,17 +39,7 @@ final class DataLoaderTests: XCTestCase {
 
     /// Asserts `body` throws an AstraError whose single-line message contains every string in `parts`.
     func assertError<T>(_ body: @autoclosure () throws -> T, _ parts: [String], file: StaticString = #filePath, line: UInt = #line) {
-        do {
-            _ = try body()
-            XCTFail("expected an error containing \(parts)", file: file, line: line)
-        } catch let e as AstraError {
-            XCTAssertFalse(e.message.contains("\n"), "message not one line: \(e.message)", file: file, line: line)
-            for p in parts {
-                XCTAssertTrue(e.message.contains(p), "message \"\(e.message)\" lacks \"\(p)\"", file: file, line: line)
-            }
-        } catch {
-            XCTFail("not an AstraError: \(error)", file: file, line: line)
-        }
+        assertAstraError(try body(), parts, file: file, line: line)
     }
 
     static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }

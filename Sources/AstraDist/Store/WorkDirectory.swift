@@ -75,6 +75,7 @@ public struct TrainingMetrics: Codable, Sendable {
     public var train: Evaluation
     public var test: Evaluation
     public var seconds: Double
+    public init(train: Evaluation, test: Evaluation, seconds: Double) { self.train = train; self.test = test; self.seconds = seconds }
 }
 
 /// Saves and loads trained networks.
