@@ -51,6 +51,7 @@ func makeContext(_ o: Options, _ comm: Communicator) throws -> RunContext {
     }
     if let file = o.string("config") {
         let bytes = try AtomicFile.read(file, hint: "pass an existing JSON file to --config")
+        try JSONFile.checkNesting(bytes, path: file, hint: "see docs/commands.md for the keys")
         guard let patch = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
             throw AstraError("\(file) is not a JSON object; see docs/commands.md for the keys")
         }

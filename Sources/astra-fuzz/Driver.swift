@@ -17,6 +17,8 @@ struct Driver {
     var corpus: String
     var scratch: String
     let executable = "/proc/self/exe"
+    /// Failing inputs saved per format directory at most.
+    static let keptPerFormat = 40
 
     struct Outcome { var inputs = 0; var seconds = 0.0; var findings: [String] = [] }
 
@@ -103,7 +105,9 @@ struct Driver {
             usleep(1000)
         }
         if p.terminationReason == .uncaughtSignal {
-            let message = (try? String(contentsOfFile: err, encoding: .utf8))?.split(separator: "\n").first { $0.contains("Fatal error") || $0.contains("error") }
+            // The Swift runtime's first line naming the failure ("*** Swift runtime failure: …", "Fatal error: …").
+            let message = (try? String(contentsOfFile: err, encoding: .utf8))?.split(separator: "\n")
+                .first { $0.contains("runtime failure") || $0.contains("Fatal error") || $0.contains("Program crashed") }
             return message.map { .finding("signal \(p.terminationStatus): \($0)") } ?? .signal(p.terminationStatus)
         }
         if p.terminationStatus == 3 { return .finding((try? String(contentsOfFile: out, encoding: .utf8)) ?? "finding") }
@@ -121,8 +125,11 @@ struct Driver {
     func keep(_ format: FileFormat, _ input: [UInt8], _ death: Death) throws -> String {
         let dir = "\(corpus)/\(format.rawValue)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let path = "\(dir)/\(ContentHash.of(input).prefix(12)).bin"
-        _ = FileManager.default.createFile(atPath: path, contents: Data(input))
+        var path = "\(dir)/\(ContentHash.of(input).prefix(12)).bin"
+        // Enough examples of a bug to replay; more would bloat the repository.
+        if ((try? FileManager.default.contentsOfDirectory(atPath: dir))?.count ?? 0) < Self.keptPerFormat {
+            _ = FileManager.default.createFile(atPath: path, contents: Data(input))
+        } else { path += " (not kept: corpus has \(Self.keptPerFormat) for this format)" }
         let line = "\(format): \(death.description.trimmingCharacters(in: .whitespacesAndNewlines)) -> \(path)"
         print(line); fflush(nil)
         return line

@@ -230,7 +230,7 @@ final class DataLoaderTests: XCTestCase {
         XCTAssertEqual(train.count, 3)
         XCTAssertEqual(train.featureCount, 4)
         XCTAssertEqual(train.outputCount, 13)   // max label 12 + 1
-        XCTAssertEqual(test.outputCount, 10)    // at least 10
+        XCTAssertEqual(test.outputCount, 13)    // the same class count as training (test labels are 1–3)
         XCTAssertEqual(train.targets, [3, 12, 0])
         XCTAssertEqual(train.inputs, pixels.map { Float($0) / 255 })
         XCTAssertEqual(train.inputs[1], 1)

@@ -35,6 +35,23 @@ final class FuzzCorpusTests: XCTestCase {
         try FileFormat.csv.parse(Array("y,x\n1,2\n3,4\n".utf8), path: "c.csv")
     }
 
+    /// A one-character path (Foundation's path splitting trapped on it: `score --trace t`).
+    func testOneCharacterPathsDoNotTrap() throws {
+        XCTAssertEqual(FilePath.parent(of: "t"), "")
+        XCTAssertEqual(FilePath.parent(of: "a/b"), "a")
+        XCTAssertEqual(FilePath.parent(of: "/j"), "/")
+        XCTAssertEqual(FilePath.parent(of: "a//b/"), "a")
+        XCTAssertEqual(FilePath.parent(of: "/"), "/")
+        let dir = TestSupport.temporaryDirectory("short-path")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cwd = FileManager.default.currentDirectoryPath
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(dir))
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(cwd) }
+        try AtomicFile.write("x", to: "t")
+        XCTAssertEqual(try AtomicFile.read("t", hint: ""), Array("x".utf8))
+        assertError(try FileFormat.journal.parse([1, 2, 3], path: "j"), ["j is not a valid ground-truth journal"])
+    }
+
     // MARK: the cases of the issue
 
     func testIDXTestImagesOfAnotherSizeAreRefused() throws {
@@ -68,7 +85,7 @@ final class FuzzCorpusTests: XCTestCase {
         let bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count), 0] + Array(header.utf8)
         assertError(try NPY.decode(bytes, path: "x/layer-0.npy"), ["x/layer-0.npy", "1099511627776", "corrupt header"])
         // Negative dimensions and a version-2 header cut before its length field.
-        let negative = Array(String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "1099511627776, 1099511627776", with: "-2, -3        ").utf8)
+        let negative = Array(bytes[..<10]) + Array(header.replacingOccurrences(of: "1099511627776, 1099511627776", with: "-2, -3                      ").utf8)
         assertError(try NPY.decode(negative, path: "n.npy"), ["n.npy", "non-negative"])
         assertError(try NPY.decode([0x93] + Array("NUMPY".utf8) + [2, 0, 1, 0], path: "v2.npy"), ["v2.npy", "truncated header"])
     }

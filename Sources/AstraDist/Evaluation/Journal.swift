@@ -59,7 +59,7 @@ public final class Journal {
     /// holds it, or it cannot be read or written.
     /// - Complexity: O(file size).
     public static func open(path: String, header: String) throws -> Journal {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = FilePath.parent(of: path)
         let fix = "use a new --workdir, or delete \(dir.isEmpty ? "." : dir)/ to recompute every job"
         if !FileManager.default.fileExists(atPath: path) {
             try AtomicFile.write(encodeHeader(header), to: path)
@@ -92,7 +92,7 @@ public final class Journal {
     /// another header, a damaged header, or a damaged record followed by valid ones.
     /// - Complexity: O(file size), O(size²) only when a damaged tail is scanned.
     public static func parse(_ bytes: [UInt8], path: String, header: String) throws -> (completed: [Int: [Float]], warnings: [String], end: Int) {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = FilePath.parent(of: path)
         let fix = "use a new --workdir, or delete \(dir.isEmpty ? "." : dir)/ to recompute every job"
         // Header.
         let notJournal = AstraError("\(path) is not a valid ground-truth journal (missing or damaged header); \(fix)")

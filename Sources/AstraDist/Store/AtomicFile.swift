@@ -7,7 +7,7 @@ import Glibc
 /// directory, fsync, rename, fsync of the directory.
 public enum AtomicFile {
     public static func write(_ bytes: [UInt8], to path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = FilePath.parent(of: path)
         try FileManager.default.createDirectory(atPath: dir.isEmpty ? "." : dir, withIntermediateDirectories: true)
         let tmp = path + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)

@@ -22,10 +22,36 @@ public enum JSONFile {
     /// Decodes `bytes` (the contents of `path`) as `T`. Throws one `AstraError` naming `path`,
     /// the key path and what is wrong there (missing, wrong type, null, not JSON), then `hint`.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], path: String, hint: String) throws -> T {
+        try checkNesting(bytes, path: path, hint: hint)
         do { return try JSONDecoder().decode(type, from: Data(bytes)) }
         catch let e as DecodingError { throw AstraError("\(path): \(describe(e)); \(hint)") }
         catch let e as AstraError { throw AstraError("\(path): \(e.message); \(hint)") }
         catch { throw AstraError("\(path): not valid JSON (\(error)); \(hint)") }
+    }
+
+    /// Deepest nesting of arrays and objects accepted; astra-dist's own files use at most 4.
+    public static let maximumDepth = 64
+
+    /// Throws unless `bytes` nests arrays and objects at most `maximumDepth` deep. Checked
+    /// before Foundation's decoder sees the text, because that decoder traps (an illegal
+    /// instruction while locating its own "too deeply nested" error) on a file that ends
+    /// 512 levels deep; found by the fuzz driver. Use before `JSONSerialization` as well.
+    public static func checkNesting(_ bytes: [UInt8], path: String, hint: String) throws {
+        var depth = 0, inString = false, escaped = false
+        for c in bytes {
+            if inString {
+                if escaped { escaped = false } else if c == 0x5c { escaped = true } else if c == 0x22 { inString = false }
+                continue
+            }
+            switch c {
+            case 0x22: inString = true
+            case 0x5b, 0x7b:
+                depth += 1
+                if depth > maximumDepth { throw AstraError("\(path): not valid JSON (nested more than \(maximumDepth) levels deep); \(hint)") }
+            case 0x5d, 0x7d: depth -= 1
+            default: break
+            }
+        }
     }
 
     /// "key 'recipe.batchSize': expected Int, found something else" and the like.
