@@ -95,12 +95,21 @@ final class FuzzCorpusTests: XCTestCase {
         assertError(try NetworkShape.validated(widths: [Int.max, Int.max], source: "f.json", fix: "x"), ["f.json", "overflows"])
         XCTAssertEqual(try NetworkShape.validated(widths: [4, 3, 2], source: "s", fix: "x").parameterCount, 5 * 3 + 4 * 2)
         assertError(try MemoryBudget.check(count: MemoryBudget.physicalBytes, elementSize: 2, what: "a thing", fix: "smaller"), ["a thing", "would need", "smaller"])
+        // Ground-truth sizes, from options or config.json, are checked where the data is loaded.
+        var c = try TestSupport.config("digits")
+        c.masks = 100_000_000_000
+        assertAstraError(try PreparedData.load(c), ["--masks 100000000000", "would need", "fewer --masks"])
+        c.masks = 4; c.repeats = Int.max
+        assertAstraError(try PreparedData.load(c), ["--repeats \(Int.max)", "overflows"])
         // An absurd --hidden is refused before any allocation, by the CLI.
         let dir = TestSupport.temporaryDirectory("hidden")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let r = try TestSupport.run(["train", "--workdir", dir, "--hidden", "100000000,100000000", "--epochs", "1"], timeout: 60)
         XCTAssertEqual(r.status, 1, r.stderr)
         XCTAssertTrue(r.stderr.contains("--hidden") && r.stderr.contains("would need"), r.stderr)
+        let seeds = try TestSupport.run(["train", "--workdir", dir, "--seeds", "0-100000000000"], timeout: 60)
+        XCTAssertEqual(seeds.status, 1, seeds.stderr)
+        XCTAssertTrue(seeds.stderr.hasPrefix("error: ") && seeds.stderr.contains("--seeds range 0-100000000000"), seeds.stderr)
     }
 
     func testManifestWithHugeLayerEntryIsRefused() throws {

@@ -11,16 +11,12 @@ extension NetworkShape {
         if let bad = widths.firstIndex(where: { $0 <= 0 }) {
             throw AstraError("\(source): network width \(widths[bad]) at position \(bad) of \(widths) is not positive; \(fix)")
         }
-        var total = 0
-        for l in 0..<(widths.count - 1) {
-            let (augmented, o1) = widths[l].addingReportingOverflow(1)
-            guard !o1, let layer = MemoryBudget.product([augmented, widths[l + 1]]) else { total = -1; break }
-            let (sum, overflow) = total.addingReportingOverflow(layer)
-            if overflow { total = -1; break }
-            total = sum
-        }
+        // P = Σ (I+1)·O, each term and the sum overflow-checked.
+        let total = MemoryBudget.sum((0..<(widths.count - 1)).map { l in
+            widths[l] == Int.max ? nil : MemoryBudget.product([widths[l] + 1, widths[l + 1]])
+        })
         let text = widths.map(String.init).joined(separator: "-")
-        try MemoryBudget.check(count: total >= 0 ? total : nil, elementSize: MemoryLayout<Float>.stride,
+        try MemoryBudget.check(count: total, elementSize: MemoryLayout<Float>.stride,
                                what: "\(source): the weights of a \(text) network", fix: fix)
         return NetworkShape(widths: widths)
     }

@@ -65,6 +65,7 @@ public struct PreparedData: Sendable {
         var test = heldOut
         var standardizer: Standardizer? = nil
         try checkShapeFits(c, train: train, source: path)
+        try checkGroundTruthFits(c, trainCount: train.count, queryCount: nq)
         if train.task == .regression {
             try refuseConstantTargets(train, config: c, path: path)
             let s = Standardizer(fitting: train)
@@ -93,10 +94,19 @@ public struct PreparedData: Sendable {
         let shape = try NetworkShape.validated(widths: widths, source: "--hidden with \(source)", fix: "use smaller --hidden widths")
         // Weights, gradient, momentum, plus two activations per layer for a batch.
         let batch = min(c.recipe.batchSize, max(train.count, 1))
-        let activations = MemoryBudget.product([batch, widths.reduce(0, +), 2])
-        let total = activations.flatMap { a in MemoryBudget.product([shape.parameterCount, 3]).map { $0 + a } }
+        let total = MemoryBudget.sum([MemoryBudget.product([batch, widths.reduce(0, +), 2]), MemoryBudget.product([shape.parameterCount, 3])])
         try MemoryBudget.check(count: total, elementSize: MemoryLayout<Float>.stride,
                                what: "training a \(shape) network with batches of \(batch)", fix: "use smaller --hidden widths or --batch-size")
+    }
+
+    /// The ground truth's arrays (masks M×N uint8, raw M×R×Q float32, means M×Q float64) fit
+    /// in memory: --masks and --repeats are refused here, with the size, rather than by an
+    /// aborted allocation when `groundtruth` starts.
+    static func checkGroundTruthFits(_ c: ExperimentConfig, trainCount n: Int, queryCount q: Int) throws {
+        let total = MemoryBudget.sum([MemoryBudget.product([c.masks, n]), MemoryBudget.product([c.masks, c.repeats, q, 4]),
+                                      MemoryBudget.product([c.masks, q, 8])])
+        try MemoryBudget.check(count: total, elementSize: 1, what: "the ground truth of --masks \(c.masks) × --repeats \(c.repeats) on \(n) training rows and \(q) queries",
+                               fix: "use fewer --masks or --repeats")
     }
 
     static func splitSource(_ s: String) throws -> (String, String) {

@@ -27,6 +27,18 @@ public enum MemoryBudget {
         return p
     }
 
+    /// The sum of `terms`, or nil if one is nil (an overflowed product) or the sum overflows.
+    public static func sum(_ terms: [Int?]) -> Int? {
+        var s = 0
+        for t in terms {
+            guard let t else { return nil }
+            let (r, overflow) = s.addingReportingOverflow(t)
+            if overflow { return nil }
+            s = r
+        }
+        return s
+    }
+
     /// Throws unless `count` elements of `elementSize` bytes fit in physical memory.
     /// `what` names the thing and where its size came from (file or option), e.g.
     /// "W/model.json: a 784-1000000-10 network"; the message adds the need and the limit.
