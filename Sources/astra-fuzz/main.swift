@@ -26,7 +26,6 @@ do {
     }) ?? FileFormat.allCases
     let scratch = NSTemporaryDirectory() + "astra-fuzz-\(getpid())"
     try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: scratch) }
     let driver = Driver(seed: UInt64(flags["seed"] ?? "1") ?? 1, inputsPerFormat: Int(flags["inputs"] ?? "1000000") ?? 1_000_000,
                         batchSize: Int(flags["batch"] ?? "5000") ?? 5000, batchTimeout: Double(flags["timeout"] ?? "120") ?? 120,
                         corpus: flags["corpus"] ?? "Tests/AstraDistTests/FuzzCorpus", scratch: scratch)
@@ -39,6 +38,8 @@ do {
         fflush(nil)
     }
     print("astra-fuzz: done, \(total) findings")
+    // `exit` skips `defer`: the batches are removed here.
+    try? FileManager.default.removeItem(atPath: scratch)
     exit(total == 0 ? 0 : 1)
 } catch {
     FileHandle.standardError.write(Data("astra-fuzz: \(error)\n".utf8))
