@@ -60,13 +60,18 @@ public enum NPY {
     }
 
     /// Parses `.npy` bytes; `path` only names the file in errors.
+    /// Checks the magic, the version (1–3) and header length, the dtype, C order, a shape of
+    /// non-negative integers whose element count and byte size do not overflow, and that the
+    /// data is exactly that many bytes. Throws an `AstraError` naming `path` otherwise.
     public static func decode(_ b: [UInt8], path: String) throws -> Content {
         func bad(_ why: String) -> AstraError { AstraError("\(path) is not a valid .npy file (\(why)); re-create it with the command that wrote it") }
         guard b.count >= 10, b[0] == 0x93, Array(b[1..<6]) == Array("NUMPY".utf8) else { throw bad("bad magic") }
         let major = b[6]
+        guard (1...3).contains(major) else { throw bad("unknown format version \(major)") }
+        guard major == 1 || b.count >= 12 else { throw bad("truncated header") }
         let (hlen, start): (Int, Int) = major == 1 ? (Int(b[8]) | Int(b[9]) << 8, 10)
             : (Int(b[8]) | Int(b[9]) << 8 | Int(b[10]) << 16 | Int(b[11]) << 24, 12)
-        guard b.count >= start + hlen else { throw bad("truncated header") }
+        guard b.count - start >= hlen else { throw bad("truncated header: \(hlen) header bytes announced, \(b.count - start) present") }
         let header = String(decoding: b[start..<(start + hlen)], as: UTF8.self)
         guard let d = header.range(of: "'descr': '") else { throw bad("no dtype") }
         let dstr = header[d.upperBound...].prefix { $0 != "'" }
@@ -74,11 +79,19 @@ public enum NPY {
         guard !header.contains("'fortran_order': True") else { throw bad("Fortran order") }
         guard let s = header.range(of: "'shape': (") else { throw bad("no shape") }
         let shapeText = header[s.upperBound...].prefix { $0 != ")" }
-        let shape = shapeText.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        let count = shape.reduce(1, *)
+        var shape: [Int] = []
+        for part in shapeText.split(separator: ",") {
+            let t = part.trimmingCharacters(in: .whitespaces)
+            if t.isEmpty { continue }
+            guard let n = Int(t), n >= 0 else { throw bad("shape (\(shapeText)) is not a list of non-negative integers") }
+            shape.append(n)
+        }
+        guard let count = MemoryBudget.product(shape), let size = MemoryBudget.product([count, dtype.size]) else {
+            throw bad("shape \(shape) has more elements than any file can hold: corrupt header")
+        }
         let dataStart = start + hlen
-        guard b.count == dataStart + count * dtype.size else {
-            throw bad("expected \(count * dtype.size) data bytes for shape \(shape), found \(b.count - dataStart): truncated")
+        guard b.count - dataStart == size else {
+            throw bad("expected \(size) data bytes for shape \(shape), found \(b.count - dataStart): \(b.count - dataStart < size ? "truncated" : "trailing bytes")")
         }
         return Content(dtype: dtype, shape: shape, bytes: Array(b[dataStart...]))
     }
