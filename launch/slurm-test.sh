@@ -51,7 +51,7 @@ wait_progress() {
 }
 
 rm -rf "$root"; mkdir -p "$root"
-submit() { sbatch --parsable -o "$root/$1-%j.out" "${@:2}"; }
+submit() { sbatch --parsable --ntasks=2 -o "$root/$1-%j.out" "${@:2}"; }
 a=$(submit a launch/slurm.sh pipeline "$root/a" digits "${flags[@]}")
 b=$(submit b launch/slurm.sh pipeline "$root/b" digits "${flags[@]}")
 sweep=$(ASTRA_LAUNCHER=mpirun ASTRA_SCORE_FLAGS="" submit sweep --array=0-1 --dependency=afterok:"$a" launch/slurm.sh sweep "$root/a" ekfac 1e-3,1e-1)

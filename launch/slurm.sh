@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # astra-dist as a Slurm batch job (docs/cluster.md). Two modes:
 #
-#   sbatch launch/slurm.sh pipeline WORKDIR [SETTING] [workspace flags…]
+#   sbatch --ntasks=K launch/slurm.sh pipeline WORKDIR [SETTING] [workspace flags…]
 #       train → fit → score (each of $ASTRA_METHODS) → groundtruth → lds on SETTING
 #       (default digits). Workspace flags (--seeds 0-4, --masks 100, …) go to every stage.
-#   sbatch --array=0-3 --dependency=afterok:JOBID launch/slurm.sh sweep WORKDIR METHOD 1e-4,1e-3,1e-2,1e-1
+#   sbatch --ntasks=K --array=0-3 --dependency=afterok:JOBID launch/slurm.sh sweep WORKDIR METHOD 1e-4,1e-3,1e-2,1e-1
 #       a damping sweep: array task i scores METHOD with the i-th λ under the name METHOD-lλ
 #       (e.g. scores/ekfac-l1e-3/); it needs the models and factors of a finished pipeline job.
 #
@@ -29,14 +29,15 @@
 # --threads (stage), --method, --damping, --name (score), lds's defaults.
 #
 #SBATCH --job-name=astra-dist
-#SBATCH --ntasks=2
 #SBATCH --cpus-per-task=1
 #SBATCH --requeue
 #SBATCH --open-mode=append
 #SBATCH --signal=B:USR1@300
 #
 # Site settings, left for you: remove ONE leading '#' to enable a line ("##SBATCH" is a comment).
-# Ranks: --ntasks (or --nodes + --ntasks-per-node); BLAS threads per rank: --cpus-per-task.
+# Ranks (default 1): --ntasks, or --nodes with --ntasks-per-node, here or on the sbatch command
+# line (sbatch --ntasks=2 …); BLAS threads per rank: --cpus-per-task.
+##SBATCH --ntasks=64
 ##SBATCH --partition=PARTITION        # sinfo lists your site's partitions
 ##SBATCH --account=ACCOUNT            # sacctmgr show assoc user=$USER, or your site's docs
 ##SBATCH --time=04:00:00              # the USR1 requeue fires 300 s before this
@@ -86,7 +87,8 @@ stage() {
 
 case $mode in
   pipeline)
-    setting=${1:-digits}; [ $# -gt 0 ] && shift
+    setting=digits
+    if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then setting=$1; shift; fi
     # Fixed by the first command; later stages read config.json (the same flags are accepted).
     stage train --setting "$setting" "$@"
     stage fit "$@"
