@@ -41,7 +41,7 @@
 ##SBATCH --partition=PARTITION        # sinfo lists your site's partitions
 ##SBATCH --account=ACCOUNT            # sacctmgr show assoc user=$USER, or your site's docs
 ##SBATCH --time=04:00:00              # the USR1 requeue fires 300 s before this
-##SBATCH --mem-per-cpu=4G             # MNIST subset: ~1 GB per rank; N = 600,000: see docs/cluster.md
+##SBATCH --mem-per-cpu=4G             # MNIST subset: up to 1.5 GB per rank; see docs/cluster.md, Memory
 ##SBATCH --output=astra-%x-%j.out     # default slurm-%j.out in the submit directory; %A_%a for arrays
 ##SBATCH --nodes=4 --ntasks-per-node=16
 set -euo pipefail
