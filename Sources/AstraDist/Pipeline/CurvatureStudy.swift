@@ -108,7 +108,7 @@ public enum CurvatureStudy {
         let estimate = Double(c.masks * c.repeats) * metrics.seconds * c.alpha / Double(comm.size)
         log(String(format: "curvature: one training %.2f s; ground truth %d×%d ≈ %.0f s (%.1f h) on %d rank(s)", metrics.seconds, c.masks, c.repeats, estimate, estimate / 3600, comm.size))
         if o.estimateOnly { return nil }
-        try GroundTruthStage.run(ctx)
+        try GroundTruthStage.run(ctx, masks: c.masks, repeats: c.repeats)
         let (gt, masks) = try GroundTruthStage.load(ctx)
         let (net, _) = try ctx.loadModel(seed: 0)
         setBLASThreads(o.threads)
