@@ -120,6 +120,8 @@ let commands: [Command] = [
             print("ASTRA reaches SNI's final objective at iteration \(r.astraIterationsToMatchSNI.map(String.init) ?? "—")")
         }
     },
+    Command(name: "subspace", summary: "ASTRA §6: objective and LDS of the iterate projected onto EK-FAC curvature subspaces as ASTRA and SNI run (needs train, fit, groundtruth); writes DIR/report/.",
+            specs: subspaceSpecs) { o, comm in try runSubspace(o, comm) },
     Command(name: "curvature", summary: "The curvature ladder (spec §12): H, GGN, block GGN, EK-FAC, K-FAC dense on digits MLPs; errors, LDS, decomposition per sweep point; writes DIR/curvature/.",
             specs: curvatureSpecs) { o, comm in try runCurvature(o, comm) },
     Command(name: "bench", summary: "Benchmarks: `bench train|fit|score --setting NAME`; prints JSON with timings and GFLOP/s against the measured SGEMM peak.",

@@ -125,7 +125,7 @@ final class FuzzCorpusTests: XCTestCase {
         let missing = text.replacingOccurrences(of: "\"alpha\"", with: "\"alfa\"")
         assertError(try WorkDirectory.decodeConfig(Array(missing.utf8), path: "W/config.json"), ["W/config.json", "missing key 'alpha'"])
         let invalid = text.replacingOccurrences(of: "\"masks\" : \(config.masks)", with: "\"masks\" : 1")
-        assertError(try WorkDirectory.decodeConfig(Array(invalid.utf8), path: "W/config.json"), ["W/config.json", "--masks"])
+        assertError(try WorkDirectory.decodeConfig(Array(invalid.utf8), path: "W/config.json"), ["W/config.json key masks", "must be ≥ 2"])
         assertError(try WorkDirectory.decodeConfig(Array("{\"alpha\": ".utf8), path: "W/config.json"), ["W/config.json", "not valid JSON"])
     }
 

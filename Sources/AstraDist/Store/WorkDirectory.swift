@@ -55,7 +55,7 @@ public struct WorkDirectory: Sendable {
     public static func decodeConfig(_ bytes: [UInt8], path: String) throws -> ExperimentConfig {
         let fix = "fix it or start a new --workdir"
         let c = try JSONFile.decode(ExperimentConfig.self, from: bytes, path: path, hint: fix)
-        do { try c.validate() } catch let e as AstraError { throw AstraError("\(path): \(e.message); \(fix)") }
+        do { try c.validate(origin: { "\(path) key \($0)" }) } catch let e as AstraError { throw AstraError("\(e.message); \(fix)") }
         return c
     }
 
