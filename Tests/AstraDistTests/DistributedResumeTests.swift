@@ -12,7 +12,7 @@ final class DistributedResumeTests: XCTestCase {
     func prepared() throws -> String {
         let dir = TestSupport.temporaryDirectory("resume")
         XCTAssertEqual(try TestSupport.run(["train", "--workdir", dir, "--epochs", "5", "--query-size", "24"]).status, 0)
-        XCTAssertEqual(try TestSupport.run(["fit", "--workdir", dir, "--fisher", "exact"]).status, 0)
+        XCTAssertEqual(try TestSupport.run(["fit", "--workdir", dir]).status, 0)
         return dir
     }
 
