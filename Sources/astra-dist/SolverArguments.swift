@@ -19,6 +19,7 @@ let solverSpecs: [OptionSpec] = [
     OptionSpec(name: "backoff-tolerance", value: "X", help: "a rise counts once above X × the query's progress so far (default 1: only when it is worse than at the start)"),
     OptionSpec(name: "state-every", value: "K", help: "sni, astra: save the solver state every K iterations so a killed score resumes (default 25; 0 = off)"),
     OptionSpec(name: "exact-limit", value: "P", help: "largest parameter count the exact solver accepts (default 8000)"),
+    OptionSpec(name: "projection-dim", value: "K", help: "trak: projected dimension k (default min(4096, P); 512 for concrete)"),
 ]
 
 /// Which methods a solver flag applies to; a flag none of the requested methods uses is
@@ -29,6 +30,9 @@ let solverFlagScope: [(flags: [String], applies: @Sendable (SolverMethod) -> Boo
     (["lissa-repeats"], { $0 == .sni }, "sni"),
     (["exact-limit"], { $0 == .exact }, "exact"),
     (["fisher"], { $0.usesEigenbasis }, "the methods using EK-FAC factors (kfac, ekfac, astra)"),
+    (["damping", "trace", "trace-every"], { $0.solvesIHVP }, "the iHVP methods (identity, kfac, ekfac, sni, astra, exact)"),
+    (["query-groups"], { $0.solvesIHVP }, "the iHVP methods (tracin and trak score every query on every rank)"),
+    (["projection-dim"], { $0 == .trak }, "trak"),
 ]
 
 func solverMethod(_ s: String) throws -> SolverMethod {
@@ -83,6 +87,7 @@ func solverOptions(_ o: Options, method: SolverMethod, damping defaultDamping: D
     }
     if method == .sni, let v = try o.int("lissa-repeats", min: 1) { s.lissaRepeats = v }
     if method == .exact, let v = try o.int("exact-limit", min: 1) { s.exactLimit = v }
+    if method == .trak, let v = try o.int("projection-dim", min: 1) { s.projectionDimension = v }
     // Direct methods evaluate the objective only on request (it costs more than their solve).
     if !method.isIterative && !o.has("trace") { s.traceEvery = 0 }
     if let v = try o.int("trace-every", min: 0) { s.traceEvery = v }

@@ -12,11 +12,17 @@ public enum SolverMethod: String, Codable, CaseIterable, Sendable {
     case astra
     /// Dense damped GGN solve in Double (small networks only).
     case exact
+    /// TracInCP over the training checkpoints (spec §8; `TracIn`).
+    case tracin
+    /// TRAK with a Kronecker-factored Gaussian projection (spec §8; `TRAK`).
+    case trak
 
     /// Whether the method iterates (and so has a learning rate, mini-batches and a trace).
     public var isIterative: Bool { self == .sni || self == .astra }
     /// Whether the method works (and answers) in the EK-FAC eigenbasis: kfac, ekfac, astra.
     public var usesEigenbasis: Bool { self == .kfac || self == .ekfac || self == .astra }
+    /// Whether the method solves `(G + λI)⁻¹ v` (and so has a damping λ).
+    public var solvesIHVP: Bool { self != .tracin && self != .trak }
 }
 
 /// Settings of one iHVP solve. `init(method:damping:)` fills the method's defaults
@@ -77,6 +83,9 @@ public struct SolverOptions: Codable, Equatable, Sendable {
     /// (Q = 100, P = 567k: 680 MB) takes about 2–3 s against 25 iterations of 1.4 s: under
     /// 8% (docs/commands.md, "Resuming a solve"). A kill loses at most 25 iterations.
     public var stateEvery: Int
+    /// trak: k, the projected dimension; nil = the default `TRAK.defaultProjectionDimension`
+    /// (left out of the JSON, so options recorded before the field keep their meaning).
+    public var projectionDimension: Int?
 
     /// |C|, examples of the back-off check set: B, or |E| for full-batch solves, at most |E|.
     public var checkBatch: Int { min(batchSize == 0 ? evaluationBatch : batchSize, evaluationBatch) }
@@ -131,6 +140,7 @@ public struct SolverOptions: Codable, Equatable, Sendable {
         guard backoffTolerance >= 0, backoffTolerance.isFinite else { throw bad("--backoff-tolerance must be ≥ 0 (got \(backoffTolerance))") }
         guard stateEvery >= 0 else { throw bad("--state-every must be ≥ 0 (0 = off; got \(stateEvery))") }
         guard backoffWindow >= 0 else { throw bad("--backoff-window must be ≥ 0 (0 = off; got \(backoffWindow))") }
+        if let k = projectionDimension { guard k >= 1 else { throw bad("--projection-dim must be ≥ 1 (got \(k))") } }
     }
 }
 

@@ -23,6 +23,8 @@ public enum ResultName {
     /// exact solver has no step), as are those that only change what is reported
     /// (`trace-every`) or guarded (`exact-limit`).
     public static func settings(_ o: SolverOptions, fisher: FisherMode) -> [Setting] {
+        // tracin has no options (its checkpoints are configuration); trak only k.
+        guard o.method.solvesIHVP else { return o.projectionDimension.map { [Setting("projection-dim", "\($0)")] } ?? [] }
         var s: [Setting] = [Setting("damping", canonical(o.damping))]
         if o.method.usesEigenbasis { s.append(Setting("fisher", fisher.rawValue)) }
         guard o.method.isIterative else { return s }
