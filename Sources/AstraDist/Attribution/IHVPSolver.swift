@@ -75,6 +75,8 @@ public enum IHVPSolver {
         case .exact:
             x = try ExactSolver.solve(rhs, queries: queries, network: network, train: train, damping: options.damping,
                                       limit: options.exactLimit, comm: comm, progress: progress)
+        case .source, .astraSource:
+            throw AstraError("solver: \(method.rawValue) is scored segment by segment (SourceScoring), not by one solve")
         case .sni, .astra:
             let out = try NeumannSolvers.solve(rhs, queries: queries, network: network, train: train, ekfac: basis, options: options,
                                                op: op, objective: objective, comm: comm, checkpoint: checkpoint, onIterate: onIterate)
