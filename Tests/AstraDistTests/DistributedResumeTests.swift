@@ -79,7 +79,9 @@ final class DistributedResumeTests: XCTestCase {
     @discardableResult
     func assertResumesAfterKill(method: String, extra: [String] = []) throws -> (dir: String, args: [String], state: String) {
         let dir = try prepared()
-        let args = ["score", "--workdir", dir, "--method", method, "--iterations", Self.iterations, "--state-every", "5"] + extra
+        // prepared() fits exact-Fisher factors, and score refuses factors of the other mode.
+        let fisher = method == "astra" ? ["--fisher", "exact"] : []
+        let args = ["score", "--workdir", dir, "--method", method, "--iterations", Self.iterations, "--state-every", "5"] + fisher + extra
         let full = try TestSupport.run(args + ["--name", "full"], ranks: 2)
         XCTAssertEqual(full.status, 0, full.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: Self.stateDirectory(dir, "full")), "the state is removed once the scores are written")
