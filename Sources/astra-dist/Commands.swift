@@ -49,7 +49,7 @@ let commands: [Command] = [
     },
     Command(name: "score", summary: "Influence scores of every training example for each query (Q×N); writes DIR/scores/NAME/seed-S.npy and .json (NAME: docs/commands.md, Naming rule).",
             specs: commonOptions + solverSpecs + [
-                OptionSpec(name: "method", value: "LIST", help: "identity, kfac, ekfac (default), sni, astra, exact, tracin, trak; several: one after the other"),
+                OptionSpec(name: "method", value: "LIST", help: "identity, kfac, ekfac (default), sni, astra, exact, tracin, trak, source, astra-source; several: one after the other"),
                 OptionSpec(name: "name", value: "NAME", help: "result name under scores/ (default: derived from the method and its non-default options)"),
                 OptionSpec(name: "queries", value: "SPEC", help: "another query set: held-out rows 0-99,250, csv:PATH or idx:IMAGES,LABELS"),
                 OptionSpec(name: "queries-name", value: "NAME", help: "name of that query set (files seed-S.NAME.npy)"),

@@ -78,6 +78,8 @@ public enum IHVPSolver {
                                       limit: options.exactLimit, comm: comm, progress: progress)
         case .tracin, .trak:
             preconditionFailure("refused above")
+        case .source, .astraSource:
+            throw AstraError("solver: \(method.rawValue) is scored segment by segment (SourceScoring), not by one solve")
         case .sni, .astra:
             let out = try NeumannSolvers.solve(rhs, queries: queries, network: network, train: train, ekfac: basis, options: options,
                                                op: op, objective: objective, comm: comm, checkpoint: checkpoint, onIterate: onIterate)

@@ -29,8 +29,12 @@ public final class RunContext: @unchecked Sendable {
     }
 
     /// Loads the trained model of `seed`, refusing one trained on another config or data.
-    public func loadModel(seed: UInt64) throws -> (Network<Float>, ModelDescription) {
-        let dir = workspace.modelDirectory(seed: seed)
+    public func loadModel(seed: UInt64) throws -> (Network<Float>, ModelDescription) { try loadModel(ModelReference(seed: seed)) }
+
+    /// Loads the model `reference` (a seed's final weights, a checkpoint or a SOURCE segment),
+    /// refusing one made on another config or data.
+    public func loadModel(_ reference: ModelReference) throws -> (Network<Float>, ModelDescription) {
+        let dir = workspace.modelDirectory(reference)
         let (net, d) = try ModelStore.load(from: dir)
         guard d.configHash == config.hash, d.dataHash == data.hash, d.shape == shape else {
             throw AstraError("\(dir)/model.json was trained on another configuration or data; re-run `astra-dist train --workdir \(workspace.root)`")

@@ -77,7 +77,8 @@ public enum ScoreStage {
 
         for seed in ctx.seeds {
             let (net, model) = try ctx.loadModel(seed: seed)
-            let ekfac = req.method.usesEigenbasis ? try FitStage.load(ctx, seed: seed, model: model, mode: req.fisher) : nil
+            let source = req.method.isSource ? try SourceStage.prepare(ctx, seed: seed, model: model, options: req.options, fisher: req.fisher) : nil
+            let ekfac = req.method.usesEigenbasis && source == nil ? try FitStage.load(ctx, seed: seed, model: model, mode: req.fisher) : nil
             ctx.log("score: \(req.method.rawValue), seed \(seed): \(q) queries × \(n) training examples on \(comm.size) rank(s) in \(groups) query group(s)")
             var seconds: [String: Double] = ["queryGradients": 0, "solve": 0, "contraction": 0]
             var local = [Float](), reports: [SolverReport] = []
@@ -92,6 +93,12 @@ public enum ScoreStage {
                 let checkpoint = SolverCheckpoint(path: stateDirectory + "/block-\(block.lowerBound)-\(block.upperBound).bin",
                                                   provenance: ["data": ctx.data.hash, "config": ctx.config.hash, "querySet": querySet.name,
                                                                "queryBlock": "\(block.lowerBound)-\(block.upperBound)"])
+                if let source {
+                    let (tau, r) = try source.scores(v, req, train: ctx.data.train, rows: shard, comm: gcomm, seconds: &seconds,
+                                                     progress: group == 0 ? { ctx.log("score: " + $0) } : nil, checkpoint: checkpoint)
+                    local += tau; reports += r; blockStart = block.upperBound
+                    continue
+                }
                 let (x, report) = try IHVPSolver.solve(v, network: net, train: ctx.data.train, ekfac: ekfac,
                                                        options: req.options, comm: gcomm, progress: group == 0 ? { ctx.log("score: " + $0) } : nil,
                                                        checkpoint: checkpoint)
@@ -115,7 +122,8 @@ public enum ScoreStage {
                 let groupReports = try allReports.map { try JSONDecoder().decode([SolverReport].self, from: Data($0)) }.flatMap { $0 }
                 var meta = metadata(ctx, req, seed: seed, model: model, querySet: querySet, reports: groupReports, seconds: seconds)
                 meta.name = name
-                if req.method.usesEigenbasis { meta.fisher = req.fisher; meta.factorsHash = try factorsHash(ctx, seed: seed) }
+                if req.method.usesEigenbasis { meta.fisher = req.fisher; meta.factorsHash = try source?.factorsHash ?? factorsHash(ctx, seed: seed) }
+                source?.annotate(&meta, statedDamping: ctx.config.damping)
                 try write(scores, ctx, req, meta: meta, advice: "the solve diverged; " + divergenceAdvice(req.method))
                 if let path = req.tracePath {
                     let trace = SolverReport.meanTrace(groupReports)

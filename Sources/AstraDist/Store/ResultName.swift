@@ -25,7 +25,8 @@ public enum ResultName {
     public static func settings(_ o: SolverOptions, fisher: FisherMode) -> [Setting] {
         // tracin has no options (its checkpoints are configuration); trak only k.
         guard o.method.solvesIHVP else { return o.projectionDimension.map { [Setting("projection-dim", "\($0)")] } ?? [] }
-        var s: [Setting] = [Setting("damping", canonical(o.damping))]
+        // SOURCE's damping comes from its segments (λ_ℓ = 1/(η̄_ℓK_ℓ)), not from --damping.
+        var s: [Setting] = o.method.isSource ? [Setting("segments", "\(o.segments ?? 3)")] : [Setting("damping", canonical(o.damping))]
         if o.method.usesEigenbasis { s.append(Setting("fisher", fisher.rawValue)) }
         guard o.method.isIterative else { return s }
         s.append(Setting("iterations", "\(o.iterations)"))
