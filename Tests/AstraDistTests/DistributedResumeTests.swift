@@ -79,7 +79,6 @@ final class DistributedResumeTests: XCTestCase {
     @discardableResult
     func assertResumesAfterKill(method: String, extra: [String] = []) throws -> (dir: String, args: [String], state: String) {
         let dir = try prepared()
-        // prepared() fits exact-Fisher factors, and score refuses factors of the other mode.
         let args = ["score", "--workdir", dir, "--method", method, "--iterations", Self.iterations, "--state-every", "5"] + extra
         let full = try TestSupport.run(args + ["--name", "full"], ranks: 2)
         XCTAssertEqual(full.status, 0, full.stderr)
