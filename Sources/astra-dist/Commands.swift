@@ -88,13 +88,14 @@ func makeContext(_ o: Options, _ comm: Communicator) throws -> RunContext {
     try c.validate()
     // Data first: a missing or corrupt file must not leave a config.json behind.
     let data = try PreparedData.load(c)
+    _ = try RunContext.networkShape(config: c, data: data)
     if comm.isRoot { try ws.establish(c) }
     comm.barrier()
     // Every rank must see rank 0's workspace: the directory is shared (docs/design.md).
     guard FileManager.default.fileExists(atPath: ws.configPath) else {
         throw AstraError("rank \(comm.rank) cannot see \(ws.configPath) written by rank 0: --workdir must be on a filesystem all ranks share")
     }
-    return RunContext(comm: comm, workspace: ws, config: c, data: data, threads: try o.int("threads", min: 1) ?? 1, seeds: seeds)
+    return try RunContext(comm: comm, workspace: ws, config: c, data: data, threads: try o.int("threads", min: 1) ?? 1, seeds: seeds)
 }
 
 let commands: [Command] = [

@@ -325,21 +325,8 @@ final class OperationConformanceTests: XCTestCase {
         ])
         let data = TestSupport.synthetic(task: .classification, n: 11, d: 36, c: 3, seed: 5)
         let net = Network<Double>(shape: shape, loss: .crossEntropy, seed: 6), p = shape.parameterCount
-        let grad = DenseCurvature.meanGradient(network: net, data: data)
-        let fd = (0..<p).map { k -> Double in
-            var plus = net, minus = net
-            plus.parameters[k] += Self.h; minus.parameters[k] -= Self.h
-            return (plus.evaluate(on: data).loss - minus.evaluate(on: data).loss) / (2 * Self.h)
-        }
-        XCTAssertLessThan(Self.maxDiff(grad, fd) / Self.scale(fd), 1e-6, "CNN gradient")
-        let g = DenseCurvature.denseGGN(network: net, data: data), v = Self.random(2 * p, seed: 7)
-        let product = GGNProduct<Double>(network: net, data: data, queries: 2, maxBatch: 4).apply(v, indices: Array(0..<data.count)[...])
-        for k in 0..<2 {
-            let vk = (0..<p).map { v[DenseCurvature.blockIndex(shape, queries: 2, query: k, parameter: $0)] }
-            let dense = (0..<p).map { i in (0..<p).reduce(0.0) { $0 + g[i, $1] * vk[$1] } }
-            let got = (0..<p).map { product[DenseCurvature.blockIndex(shape, queries: 2, query: k, parameter: $0)] }
-            XCTAssertLessThan(Self.maxDiff(got, dense) / Self.scale(dense), 1e-12, "CNN GGN product \(k)")
-        }
+        Self.checkNetwork(net, data, "CNN", hessianTolerance: 1e-6)
+        let v = Self.random(2 * p, seed: 7)
         // In the EK-FAC eigenbasis the product is Rᵀ G R y.
         let comm = SingleProcessCommunicator()
         let factors = KroneckerFactors.compute(network: net, data: data, shard: 0..<data.count, comm: comm, mode: .exact, seed: 1, batchSize: 4)
@@ -352,7 +339,31 @@ final class OperationConformanceTests: XCTestCase {
         var grv = GGNProduct<Double>(network: net, data: data, queries: 2, maxBatch: 4).apply(rv, indices: Array(0..<data.count)[...])
         grv.withUnsafeMutableBufferPointer { ekfac.toEigenbasis(UnsafePointer($0.baseAddress!), queries: 2, into: &expected) }
         XCTAssertLessThan(Self.maxDiff(eigenProduct, expected) / Self.scale(expected), 1e-10, "CNN GGN product in the eigenbasis")
-        // The exact Hessian against differences of the gradient.
+        // The operation list round-trips through JSON.
+        XCTAssertEqual(try JSONDecoder().decode(NetworkShape.self, from: JSONEncoder().encode(shape)), shape)
+    }
+
+    /// A whole network against its definitions: the gradient against differences of the mean
+    /// loss, GGN products of two vectors against the dense GGN, the exact Hessian against
+    /// differences of the gradient (relative `hessianTolerance`). Returns the dense GGN and Hessian.
+    @discardableResult
+    static func checkNetwork(_ net: Network<Double>, _ data: Dataset, _ label: String, hessianTolerance: Double) -> (ggn: Matrix<Double>, hessian: Matrix<Double>) {
+        let shape = net.shape, p = shape.parameterCount
+        let grad = DenseCurvature.meanGradient(network: net, data: data)
+        let fd = (0..<p).map { k -> Double in
+            var plus = net, minus = net
+            plus.parameters[k] += h; minus.parameters[k] -= h
+            return (plus.evaluate(on: data).loss - minus.evaluate(on: data).loss) / (2 * h)
+        }
+        XCTAssertLessThan(maxDiff(grad, fd) / scale(fd), 1e-6, "\(label): gradient")
+        let g = DenseCurvature.denseGGN(network: net, data: data), v = random(2 * p, seed: 8)
+        let product = GGNProduct<Double>(network: net, data: data, queries: 2, maxBatch: 6).apply(v, indices: Array(0..<data.count)[...])
+        for k in 0..<2 {
+            let vk = (0..<p).map { v[DenseCurvature.blockIndex(shape, queries: 2, query: k, parameter: $0)] }
+            let dense = (0..<p).map { i in (0..<p).reduce(0.0) { $0 + g[i, $1] * vk[$1] } }
+            let got = (0..<p).map { product[DenseCurvature.blockIndex(shape, queries: 2, query: k, parameter: $0)] }
+            XCTAssertLessThan(maxDiff(got, dense) / scale(dense), 1e-12, "\(label): GGN product \(k)")
+        }
         let hess = DenseCurvature.denseHessian(network: net, data: data)
         var worst = 0.0
         for k in 0..<p {
@@ -361,9 +372,8 @@ final class OperationConformanceTests: XCTestCase {
             let gp = DenseCurvature.meanGradient(network: plus, data: data), gm = DenseCurvature.meanGradient(network: minus, data: data)
             for i in 0..<p { worst = max(worst, abs(hess[i, k] - (gp[i] - gm[i]) / 2e-5)) }
         }
-        XCTAssertLessThan(worst / Self.scale(hess.data), 1e-6, "CNN Hessian")
-        // The operation list round-trips through JSON.
-        XCTAssertEqual(try JSONDecoder().decode(NetworkShape.self, from: JSONEncoder().encode(shape)), shape)
+        XCTAssertLessThan(worst / scale(hess.data), hessianTolerance, "\(label): Hessian")
+        return (g, hess)
     }
 
     // MARK: Pointwise operations in a whole network
@@ -373,34 +383,8 @@ final class OperationConformanceTests: XCTestCase {
             for (task, c, loss) in [(Dataset.Task.regression, 2, LossKind.mse), (.classification, 3, .crossEntropy)] {
                 let data = TestSupport.synthetic(task: task, n: 17, d: 3, c: c, seed: 9)
                 let shape = NetworkShape(widths: [3, 5, 4, c], activation: f)
-                let net = Network<Double>(shape: shape, loss: loss, seed: 2), p = shape.parameterCount
-                // Gradient against differences of the mean loss.
-                let grad = DenseCurvature.meanGradient(network: net, data: data)
-                let fd = (0..<p).map { k -> Double in
-                    var plus = net, minus = net
-                    plus.parameters[k] += Self.h; minus.parameters[k] -= Self.h
-                    return (plus.evaluate(on: data).loss - minus.evaluate(on: data).loss) / (2 * Self.h)
-                }
-                XCTAssertLessThan(Self.maxDiff(grad, fd) / Self.scale(fd), 1e-6, "\(f) \(loss): gradient")
-                // GGN products of two vectors against the dense GGN.
-                let g = DenseCurvature.denseGGN(network: net, data: data), v = Self.random(2 * p, seed: 8)
-                let product = GGNProduct<Double>(network: net, data: data, queries: 2, maxBatch: 6).apply(v, indices: Array(0..<data.count)[...])
-                for k in 0..<2 {
-                    let vk = (0..<p).map { v[DenseCurvature.blockIndex(shape, queries: 2, query: k, parameter: $0)] }
-                    let dense = (0..<p).map { i in (0..<p).reduce(0.0) { $0 + g[i, $1] * vk[$1] } }
-                    let got = (0..<p).map { product[DenseCurvature.blockIndex(shape, queries: 2, query: k, parameter: $0)] }
-                    XCTAssertLessThan(Self.maxDiff(got, dense) / Self.scale(dense), 1e-12, "\(f) \(loss): GGN product \(k)")
-                }
-                // The exact Hessian against differences of the gradient.
-                let hess = DenseCurvature.denseHessian(network: net, data: data)
-                var worst = 0.0
-                for k in 0..<p {
-                    var plus = net, minus = net
-                    plus.parameters[k] += 1e-5; minus.parameters[k] -= 1e-5
-                    let gp = DenseCurvature.meanGradient(network: plus, data: data), gm = DenseCurvature.meanGradient(network: minus, data: data)
-                    for i in 0..<p { worst = max(worst, abs(hess[i, k] - (gp[i] - gm[i]) / 2e-5)) }
-                }
-                XCTAssertLessThan(worst / Self.scale(hess.data), 1e-7, "\(f) \(loss): Hessian")
+                let net = Network<Double>(shape: shape, loss: loss, seed: 2)
+                let (g, hess) = Self.checkNetwork(net, data, "\(f) \(loss)", hessianTolerance: 1e-7)
                 if f == .gelu { XCTAssertGreaterThan(Self.maxDiff(hess.data, g.data), 1e-4, "GELU's second-derivative terms should show") }
             }
         }

@@ -23,6 +23,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// The MLP's activation (`Pointwise` name, `gelu`); nil is ReLU, and is left out of the
     /// JSON so configurations from before the field keep their hash.
     public var activation: String?
+    /// A named architecture (`Architectures`, e.g. `cnn`) instead of the MLP of `hidden`; nil
+    /// (the MLP) is left out of the JSON, so earlier configurations keep their hash.
+    public var architecture: String? = nil
     public var recipe: TrainingRecipe
     /// Default model seeds (the ensemble), fixed by the workspace's first command; a later
     /// `--seeds` selects models for one command without changing the configuration.
@@ -67,5 +70,8 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         guard alpha > 0, alpha < 1 else { throw bad("--alpha must be in (0, 1) (got \(alpha))") }
         guard (0...1).contains(labelNoise) else { throw bad("label noise must be in [0, 1]") }
         guard hidden.allSatisfy({ $0 > 0 }) else { throw bad("--hidden widths must be positive") }
+        guard architecture.map(Architectures.names.contains) ?? true else {
+            throw bad("architecture must be one of \(Architectures.names.joined(separator: ", ")) (got \(architecture!))")
+        }
     }
 }
