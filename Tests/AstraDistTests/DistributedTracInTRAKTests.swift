@@ -59,7 +59,7 @@ final class DistributedTracInTRAKTests: XCTestCase {
         XCTAssertEqual(setup.status, 0, setup.stderr)
         let lds = try TestSupport.run(["lds", "--workdir", dir, "--method", "trak,tracin", "--ensemble"])
         XCTAssertEqual(lds.status, 0, lds.stderr)
-        let ctx = RunContext(comm: SingleProcessCommunicator(), workspace: WorkDirectory(dir), config: try XCTUnwrap(WorkDirectory(dir).loadConfig()),
+        let ctx = try RunContext(comm: SingleProcessCommunicator(), workspace: WorkDirectory(dir), config: try XCTUnwrap(WorkDirectory(dir).loadConfig()),
                              data: try TestSupport.prepared(try XCTUnwrap(WorkDirectory(dir).loadConfig())), threads: 1)
         let ensemble = try TRAKStage.ensembleScores(ctx, name: "trak", seeds: [0, 1])
         let n = w0.count

@@ -23,6 +23,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// The MLP's activation (`Pointwise` name, `gelu`); nil is ReLU, and is left out of the
     /// JSON so configurations from before the field keep their hash.
     public var activation: String?
+    /// A named architecture (`Architectures`, e.g. `cnn`) instead of the MLP of `hidden`; nil
+    /// (the MLP) is left out of the JSON, so earlier configurations keep their hash.
+    public var architecture: String? = nil
     public var recipe: TrainingRecipe
     /// Default model seeds (the ensemble), fixed by the workspace's first command; a later
     /// `--seeds` selects models for one command without changing the configuration.
@@ -79,6 +82,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         guard (0...1).contains(labelNoise) else { throw bad("labelNoise", "must be in [0, 1] (got \(labelNoise))") }
         guard hidden.allSatisfy({ $0 > 0 }) else { throw bad("hidden", "widths must be positive (got \(hidden))") }
         guard activation.map({ Pointwise(rawValue: $0) != nil }) ?? true else { throw bad("activation", "must be relu or gelu (got \(activation!))") }
+        guard architecture.map(Architectures.names.contains) ?? true else {
+            throw bad("architecture", "must be one of \(Architectures.names.joined(separator: ", ")) (got \(architecture!))")
+        }
         if let k = checkpointEvery { guard k > 0 else { throw bad("checkpointEvery", "must be positive (got \(k))") } }
     }
 

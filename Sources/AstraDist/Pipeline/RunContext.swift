@@ -12,14 +12,24 @@ public final class RunContext: @unchecked Sendable {
     /// The model seeds this command processes (`--seeds`, default the configuration's).
     public let seeds: [UInt64]
 
-    public init(comm: Communicator, workspace: WorkDirectory, config: ExperimentConfig, data: PreparedData, threads: Int, seeds: [UInt64]? = nil) {
+    /// The network of the configuration on this data.
+    public let shape: NetworkShape
+
+    /// Throws if the configuration's architecture does not fit the data.
+    public init(comm: Communicator, workspace: WorkDirectory, config: ExperimentConfig, data: PreparedData, threads: Int, seeds: [UInt64]? = nil) throws {
         self.comm = comm; self.workspace = workspace; self.config = config; self.data = data; self.threads = threads
         self.seeds = seeds ?? config.seeds
+        shape = try Self.networkShape(config: config, data: data)
     }
 
-    public var shape: NetworkShape {
-        NetworkShape(widths: [data.train.featureCount] + config.hidden + [data.train.outputCount],
-                     activation: config.activation.flatMap(Pointwise.init(rawValue:)) ?? .relu)
+    /// The network `config` describes for `data`: a named architecture or the MLP of `hidden`.
+    /// Throws if the architecture does not fit the data.
+    public static func networkShape(config: ExperimentConfig, data: PreparedData) throws -> NetworkShape {
+        let activation = config.activation.flatMap(Pointwise.init(rawValue:)) ?? .relu
+        if let name = config.architecture {
+            return try Architectures.shape(name, features: data.train.featureCount, classes: data.train.outputCount, activation: activation)
+        }
+        return NetworkShape(widths: [data.train.featureCount] + config.hidden + [data.train.outputCount], activation: activation)
     }
 
     /// Progress and results for people: rank 0 only, on stderr, flushed at once.

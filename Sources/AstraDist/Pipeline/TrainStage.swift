@@ -48,7 +48,7 @@ public enum TrainStage {
     }
 
     static func describe(_ ctx: RunContext, _ net: Network<Float>, seed: UInt64, steps: Int, checkpoints: [Int]) -> ModelDescription {
-        ModelDescription(widths: net.shape.widths, operations: net.shape.activation == .relu ? nil : net.shape.operations, loss: net.loss, seed: seed, steps: steps, configHash: ctx.config.hash,
+        ModelDescription(widths: net.shape.widths, operations: net.shape == NetworkShape(widths: net.shape.widths) ? nil : net.shape.operations, loss: net.loss, seed: seed, steps: steps, configHash: ctx.config.hash,
                          dataHash: ctx.data.hash, parametersHash: ContentHash.of(net.parameters), checkpoints: checkpoints,
                          learningRate: ctx.config.recipe.learningRate)
     }
