@@ -16,6 +16,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "AstraDist", dependencies: ["CMPI", "CBLAS", "CLAPACKE", "CZlib"]),
         .executableTarget(name: "astra-dist", dependencies: ["AstraDist", "CMPI"]),
-        .testTarget(name: "AstraDistTests", dependencies: ["AstraDist", "astra-dist"]),
+        // The fuzz driver of every file parser (launch/fuzz.sh), apart from the CLI.
+        .executableTarget(name: "astra-fuzz", dependencies: ["AstraDist", "CZlib"]),
+        .testTarget(name: "AstraDistTests", dependencies: ["AstraDist", "astra-dist"], exclude: ["FuzzCorpus"]),
     ]
 )

@@ -51,7 +51,7 @@ let commands: [Command] = [
     },
     Command(name: "score", summary: "Influence scores of every training example for each query (Q×N); writes DIR/scores/NAME/seed-S.npy and .json (NAME: docs/commands.md, Naming rule).",
             specs: commonOptions + solverSpecs + [
-                OptionSpec(name: "method", value: "LIST", help: "identity, kfac, ekfac (default), sni, astra, exact; several: one after the other"),
+                OptionSpec(name: "method", value: "LIST", help: "identity, kfac, ekfac (default), sni, astra, exact, tracin, trak, source, astra-source; several: one after the other"),
                 OptionSpec(name: "name", value: "NAME", help: "result name under scores/ (default: derived from the method and its non-default options)"),
                 OptionSpec(name: "queries", value: "SPEC", help: "another query set: held-out rows 0-99,250, csv:PATH or idx:IMAGES,LABELS"),
                 OptionSpec(name: "queries-name", value: "NAME", help: "name of that query set (files seed-S.NAME.npy)"),
@@ -123,6 +123,8 @@ let commands: [Command] = [
             print("ASTRA reaches SNI's final objective at iteration \(r.astraIterationsToMatchSNI.map(String.init) ?? "—")")
         }
     },
+    Command(name: "subspace", summary: "ASTRA §6: objective and LDS of the iterate projected onto EK-FAC curvature subspaces as ASTRA and SNI run (needs train, fit, groundtruth); writes DIR/report/.",
+            specs: subspaceSpecs) { o, comm in try runSubspace(o, comm) },
     Command(name: "curvature", summary: "The curvature ladder (spec §12): H, GGN, block GGN, EK-FAC, K-FAC dense on digits MLPs; errors, LDS, decomposition per sweep point; writes DIR/curvature/.",
             specs: curvatureSpecs) { o, comm in try runCurvature(o, comm) },
     importCommand,

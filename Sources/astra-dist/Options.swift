@@ -68,11 +68,17 @@ struct Options: Sendable {
         }
         return out
     }
+    /// Values one `A-B` range of a list option may expand to.
+    static let maximumRange = 1_000_000
     func parseIntList(_ s: String, option name: String) throws -> [Int] {
         var out: [Int] = []
         for part in s.split(separator: ",", omittingEmptySubsequences: false) {
             let ends = part.split(separator: "-", omittingEmptySubsequences: false)
-            if ends.count == 2, let a = Int(ends[0]), let b = Int(ends[1]), a <= b, a >= 0 { out += Array(a...b) }
+            if ends.count == 2, let a = Int(ends[0]), let b = Int(ends[1]), a <= b, a >= 0 {
+                // A range is expanded in memory: an absurd one is refused, not an aborted allocation.
+                guard b - a < Self.maximumRange else { throw AstraError("\(command): --\(name) range \(part) has \(b - a) values or more; at most \(Self.maximumRange) are allowed") }
+                out += Array(a...b)
+            }
             else if ends.count == 1, let a = Int(ends[0]), a >= 0 { out.append(a) }
             else { throw AstraError("\(command): --\(name) expects non-negative integers like 0,1,2 or 0-4, got '\(s)'") }
         }

@@ -18,17 +18,24 @@ let solverSpecs: [OptionSpec] = [
     OptionSpec(name: "backoff-window", value: "W", help: "every W iterations, a query worse than its start on a fixed check set returns to its best iterate with half the step (astra 10, sni 0 = off)"),
     OptionSpec(name: "backoff-tolerance", value: "X", help: "a rise counts once above X × the query's progress so far (default 1: only when it is worse than at the start)"),
     OptionSpec(name: "state-every", value: "K", help: "sni, astra: save the solver state every K iterations so a killed score resumes (default 25; 0 = off)"),
+    OptionSpec(name: "segments", value: "L", help: "source, astra-source: training segments, each with its checkpoints' mean weights and an EK-FAC fit (default 3)"),
     OptionSpec(name: "exact-limit", value: "P", help: "largest parameter count the exact solver accepts (default 8000)"),
+    OptionSpec(name: "projection-dim", value: "K", help: "trak: projected dimension k (default min(4096, P); 512 for concrete)"),
 ]
 
 /// Which methods a solver flag applies to; a flag none of the requested methods uses is
 /// refused rather than ignored.
 let solverFlagScope: [(flags: [String], applies: @Sendable (SolverMethod) -> Bool, to: String)] = [
     (["iterations", "solver-batch", "solver-lr", "lr-scale", "solver-momentum", "decay-every", "decay-factor", "solver-seed",
-      "power-iterations", "backoff-window", "backoff-tolerance", "state-every"], { $0.isIterative }, "the iterative methods (sni, astra)"),
+      "power-iterations", "backoff-window", "backoff-tolerance", "state-every"], { $0.isIterative }, "the iterative methods (sni, astra, astra-source)"),
+    (["damping"], { $0.solvesIHVP && !$0.isSource }, "the influence methods (identity, kfac, ekfac, sni, astra, exact; SOURCE's damping comes from its segments)"),
+    (["segments"], { $0.isSource }, "source and astra-source"),
     (["lissa-repeats"], { $0 == .sni }, "sni"),
     (["exact-limit"], { $0 == .exact }, "exact"),
-    (["fisher"], { $0.usesEigenbasis }, "the methods using EK-FAC factors (kfac, ekfac, astra)"),
+    (["fisher"], { $0.usesEigenbasis }, "the methods using EK-FAC factors (kfac, ekfac, astra, source, astra-source)"),
+    (["trace", "trace-every"], { $0.solvesIHVP }, "the iHVP methods (not tracin, trak)"),
+    (["query-groups"], { $0.solvesIHVP }, "the iHVP methods (tracin and trak score every query on every rank)"),
+    (["projection-dim"], { $0 == .trak }, "trak"),
 ]
 
 func solverMethod(_ s: String) throws -> SolverMethod {
@@ -83,6 +90,8 @@ func solverOptions(_ o: Options, method: SolverMethod, damping defaultDamping: D
     }
     if method == .sni, let v = try o.int("lissa-repeats", min: 1) { s.lissaRepeats = v }
     if method == .exact, let v = try o.int("exact-limit", min: 1) { s.exactLimit = v }
+    if method == .trak, let v = try o.int("projection-dim", min: 1) { s.projectionDimension = v }
+    if method.isSource, let v = try o.int("segments", min: 1) { s.segments = v }
     // Direct methods evaluate the objective only on request (it costs more than their solve).
     if !method.isIterative && !o.has("trace") { s.traceEvery = 0 }
     if let v = try o.int("trace-every", min: 0) { s.traceEvery = v }

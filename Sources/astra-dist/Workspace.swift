@@ -118,7 +118,10 @@ func openContext(_ o: Options, _ ws: WorkDirectory, _ comm: Communicator,
         }
     }
     let data = try PreparedData.load(c)
-    return RunContext(comm: comm, workspace: ws, config: c, data: data, threads: threads, seeds: seeds)
+    // A new workspace records the default checkpoint schedule (SOURCE needs checkpoints);
+    // existing ones keep theirs, so their configuration hashes do not change.
+    if existing == nil, c.checkpointEvery == nil { c.checkpointEvery = CheckpointSchedule.defaultEvery(steps: c.steps(examples: data.train.count)) }
+    return try RunContext(comm: comm, workspace: ws, config: c, data: data, threads: threads, seeds: seeds)
 }
 
 /// Fixes the configuration in the workspace (rank 0 writes config.json if it is new) and

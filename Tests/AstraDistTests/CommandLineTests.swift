@@ -52,7 +52,7 @@ final class CommandLineTests: XCTestCase {
         try Data(#"{"recipe": {"bogus": 1}}"#.utf8).write(to: URL(fileURLWithPath: patch))
         try refuse(["train", "--workdir", new, "--config", patch], "unknown configuration key 'recipe.bogus'", sandbox: box)
         // Commands that do not create workspaces need one.
-        for command in ["score", "fit", "lds", "convergence"] {
+        for command in ["score", "fit", "lds", "convergence", "subspace"] {
             try refuse([command, "--workdir", new], "\(new) has no config.json; start with `astra-dist train --workdir \(new) …` (or run)", sandbox: box)
         }
         // Contradictions and options no requested method uses.
@@ -60,8 +60,11 @@ final class CommandLineTests: XCTestCase {
         try refuse(["score", "--workdir", trained, "--method", "ekfac", "--iterations", "5"], "--iterations applies to the iterative methods", sandbox: box)
         try refuse(["score", "--workdir", trained, "--method", "ekfac,astra", "--name", "both"], "--name names one result", sandbox: box)
         try refuse(["score", "--workdir", trained, "--queries", ""], "--queries is empty", sandbox: box)
+        try refuse(["subspace", "--workdir", trained, "--thresholds", "0.1,-1"], "subspace: --thresholds expects numbers ≥ 0 like 0.1,0.01, got '-1'", sandbox: box)
+        try refuse(["subspace", "--workdir", trained, "--thresholds", "0.1,0.1"], "--thresholds lists a threshold twice", sandbox: box)
         // A configuration mismatch names the keys and both values; the schedule is configuration.
-        try refuse(["train", "--workdir", trained, "--checkpoint-every", "5"] + small, "checkpointEvery (unset), this request 5 (--checkpoint-every)", sandbox: box)
+        // (A new workspace records the default schedule, ⌊T/15⌋ steps, at least 1: here T = 8.)
+        try refuse(["train", "--workdir", trained, "--checkpoint-every", "5"] + small, "checkpointEvery 1, this request 5 (--checkpoint-every)", sandbox: box)
         try refuse(["train", "--workdir", trained, "--epochs", "3"], "recipe.epochs 2, this request 3 (--epochs)", sandbox: box)
         // Help lists the command's own options only.
         let help = try TestSupport.run(["score", "--help"]).stdout

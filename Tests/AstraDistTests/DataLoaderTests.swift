@@ -39,17 +39,7 @@ final class DataLoaderTests: XCTestCase {
 
     /// Asserts `body` throws an AstraError whose single-line message contains every string in `parts`.
     func assertError<T>(_ body: @autoclosure () throws -> T, _ parts: [String], file: StaticString = #filePath, line: UInt = #line) {
-        do {
-            _ = try body()
-            XCTFail("expected an error containing \(parts)", file: file, line: line)
-        } catch let e as AstraError {
-            XCTAssertFalse(e.message.contains("\n"), "message not one line: \(e.message)", file: file, line: line)
-            for p in parts {
-                XCTAssertTrue(e.message.contains(p), "message \"\(e.message)\" lacks \"\(p)\"", file: file, line: line)
-            }
-        } catch {
-            XCTFail("not an AstraError: \(error)", file: file, line: line)
-        }
+        assertAstraError(try body(), parts, file: file, line: line)
     }
 
     static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
@@ -240,7 +230,7 @@ final class DataLoaderTests: XCTestCase {
         XCTAssertEqual(train.count, 3)
         XCTAssertEqual(train.featureCount, 4)
         XCTAssertEqual(train.outputCount, 13)   // max label 12 + 1
-        XCTAssertEqual(test.outputCount, 10)    // at least 10
+        XCTAssertEqual(test.outputCount, 13)    // the same class count as training (test labels are 1–3)
         XCTAssertEqual(train.targets, [3, 12, 0])
         XCTAssertEqual(train.inputs, pixels.map { Float($0) / 255 })
         XCTAssertEqual(train.inputs[1], 1)

@@ -10,7 +10,13 @@ import XCTest
 /// A new operation is one entry in `pointwise` or `layers`.
 final class OperationConformanceTests: XCTestCase {
     static let pointwise = Pointwise.allCases
-    static let layers: [NetworkLayer] = [.linear(LinearLayer(inputs: 4, outputs: 3))]
+    static let layers: [NetworkLayer] = [
+        .linear(LinearLayer(inputs: 4, outputs: 3)),
+        // Stride and padding (T = 3·2 = 6, edge patches partly padding), with a bias.
+        .conv2d(Conv2dLayer(channels: 2, height: 5, width: 4, filters: 3, kernel: 3, stride: 2, padding: 1)),
+        // Bias-free (K = C·k·k), T = 9.
+        .conv2d(Conv2dLayer(channels: 3, height: 4, width: 4, filters: 2, kernel: 2, bias: false)),
+    ]
 
     static func random(_ n: Int, seed: UInt64) -> [Double] {
         var rng = CounterRandom(seed: seed, purpose: .test, index: 5)
@@ -205,7 +211,8 @@ final class OperationConformanceTests: XCTestCase {
             dsDraws[0].withUnsafeBufferPointer { dp in scratch.withUnsafeMutableBufferPointer { sp in s.withUnsafeMutableBufferPointer {
                 layer.accumulateOutputFactor(ds: dp.baseAddress!, batch: b, scratch: sp.baseAddress!, into: $0.baseAddress!)
             } } }
-            let aRef = (0..<(k * k)).map { ij in (0..<n).reduce(0.0) { $0 + rows[$1 * k + ij / k] * rows[$1 * k + ij % k] } }
+            // K-FC (spec §3): A averaged over positions, S summed over them.
+            let aRef = (0..<(k * k)).map { ij in (0..<n).reduce(0.0) { $0 + rows[$1 * k + ij / k] * rows[$1 * k + ij % k] } / Double(layer.positions) }
             let sRef = (0..<(o * o)).map { ij in (0..<n).reduce(0.0) { $0 + dsDraws[0][$1 * o + ij / o] * dsDraws[0][$1 * o + ij % o] } }
             XCTAssertLessThan(Self.maxDiff(a, aRef), 1e-12, "\(layer): input factor")
             XCTAssertLessThan(Self.maxDiff(s, sRef), 1e-12, "\(layer): output factor")
@@ -214,7 +221,7 @@ final class OperationConformanceTests: XCTestCase {
             var state = [Double](repeating: 0, count: layer.eigenCorrectionStateCount(batch: b)), lambda = [Double](repeating: 0, count: o * k)
             rows.withUnsafeBufferPointer { rp in qA.data.withUnsafeBufferPointer { ap in qS.data.withUnsafeBufferPointer { qp in
                 state.withUnsafeMutableBufferPointer { st in scratch.withUnsafeMutableBufferPointer { sp in lambda.withUnsafeMutableBufferPointer { lp in
-                    layer.beginEigenCorrection(state: st.baseAddress!, batch: b)
+                    layer.beginEigenCorrection(rows: rp.baseAddress!, eigenvectorsA: ap.baseAddress!, batch: b, state: st.baseAddress!)
                     for d in dsDraws {
                         d.withUnsafeBufferPointer {
                             layer.accumulateEigenCorrectionDraw(ds: $0.baseAddress!, rows: rp.baseAddress!, eigenvectorsS: qp.baseAddress!, eigenvectorsA: ap.baseAddress!,
@@ -252,7 +259,121 @@ final class OperationConformanceTests: XCTestCase {
             let product = GGNProduct<Double>(network: net, data: data, queries: 1, maxBatch: 5).apply(v, indices: Array(0..<data.count)[...])
             let dense = (0..<p).map { i in (0..<p).reduce(0.0) { $0 + g[i, $1] * v[$1] } }
             XCTAssertLessThan(Self.maxDiff(product, dense) / Self.scale(dense), 1e-12, "\(layer): block GGN product")
+            // The K-FC scaling: trace(S)·trace(A) has the scale of the block's trace (averaging
+            // both factors over positions would understate it by T, summing both overstate it by T).
+            let factors = KroneckerFactors.compute(network: net, data: data, shard: 0..<data.count, comm: SingleProcessCommunicator(),
+                                                   mode: .exact, seed: 1, batchSize: 4)
+            let trace = { (m: Matrix<Double>) in (0..<m.rows).reduce(0.0) { $0 + m[$1, $1] } }
+            let ratio = trace(factors.s[0]) * trace(factors.a[0]) / (0..<p0).reduce(0.0) { $0 + g[$1, $1] }
+            let t = Double(layer.positions)
+            XCTAssertTrue(t == 1 || (ratio > 1 / t.squareRoot() && ratio < t.squareRoot()), "\(layer): K-FC trace ratio \(ratio) for T = \(t)")
         }
+    }
+
+    // MARK: Spatial (parameter-free, piecewise linear) operations
+
+    static let spatial: [(SpatialOperation, width: Int)] = [
+        (.maxPool(MaxPool2d(channels: 2, height: 5, width: 4, kernel: 2, stride: 2)), 40),
+        (.maxPool(MaxPool2d(channels: 1, height: 4, width: 4, kernel: 3, stride: 1)), 16),
+        (.globalMaxPool(.global(channels: 3, height: 3, width: 2)), 18),
+        (.flatten(channels: 3, height: 2, width: 2), 12),
+        (.scale(0.2), 7),
+    ]
+
+    func testSpatialOperations() {
+        let b = 3, q = 2
+        for (f, iw) in Self.spatial {
+            let ow = f.outputWidth(input: iw)
+            func apply(_ x: [Double]) -> [Double] {
+                var y = [Double](repeating: 0, count: x.count / iw * ow)
+                x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { f.forward(xp.baseAddress!, into: $0.baseAddress!, batch: x.count / iw, width: iw) } }
+                return y
+            }
+            let x = Self.random(b * iw, seed: 50), t = Self.random(b * q * iw, seed: 51), g = Self.random(b * q * ow, seed: 52)
+            var jt = [Double](repeating: 0, count: b * q * ow), jg = [Double](repeating: 0, count: b * q * iw)
+            x.withUnsafeBufferPointer { xp in
+                t.withUnsafeBufferPointer { tp in jt.withUnsafeMutableBufferPointer { f.tangent(tp.baseAddress!, pre: xp.baseAddress!, into: $0.baseAddress!, batch: b, queries: q, width: iw) } }
+                g.withUnsafeBufferPointer { gp in jg.withUnsafeMutableBufferPointer { f.transpose(gp.baseAddress!, pre: xp.baseAddress!, into: $0.baseAddress!, batch: b, queries: q, width: iw) } }
+            }
+            for k in 0..<q {
+                let tk = (0..<(b * iw)).map { t[($0 / iw * q + k) * iw + $0 % iw] }
+                let fd = zip(apply(zip(x, tk).map { $0 + Self.h * $1 }), apply(zip(x, tk).map { $0 - Self.h * $1 })).map { ($0 - $1) / (2 * Self.h) }
+                let got = (0..<(b * ow)).map { jt[($0 / ow * q + k) * ow + $0 % ow] }
+                XCTAssertLessThan(Self.maxDiff(got, fd), 1e-8, "\(f): tangent \(k)")
+            }
+            // The transpose is the adjoint of the tangent: ⟨g, J t⟩ = ⟨Jᵀ g, t⟩.
+            XCTAssertEqual(Self.dot(g, jt), Self.dot(jg, t), accuracy: 1e-12, "\(f): transpose")
+        }
+        // Flatten is PyTorch's NCHW order: [y, x, c] → [c, y, x].
+        var y = [Double](repeating: 0, count: 6)
+        [0, 1, 2, 3, 4, 5].withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer {
+            SpatialOperation.flatten(channels: 2, height: 1, width: 3).forward(xp.baseAddress!, into: $0.baseAddress!, batch: 1, width: 6)
+        } }
+        XCTAssertEqual(y, [0, 2, 4, 1, 3, 5])
+    }
+
+    /// A small CNN with every spatial operation: gradient, GGN products (parameter and EK-FAC
+    /// coordinates) against the dense GGN, the exact Hessian against differences of the gradient.
+    func testConvolutionalNetwork() throws {
+        let conv1 = Conv2dLayer(channels: 1, height: 6, width: 6, filters: 2, kernel: 3, padding: 1)
+        let conv2 = Conv2dLayer(channels: 2, height: 3, width: 3, filters: 3, kernel: 2, bias: false)
+        let shape = NetworkShape(operations: [
+            .layer(.conv2d(conv1)), .pointwise(.gelu), .spatial(.maxPool(MaxPool2d(channels: 2, height: 6, width: 6, kernel: 2, stride: 2))),
+            .layer(.conv2d(conv2)), .pointwise(.gelu), .spatial(.flatten(channels: 3, height: 2, width: 2)), .spatial(.scale(0.5)),
+            .linear(inputs: 12, outputs: 4), .pointwise(.gelu), .spatial(.globalMaxPool(.global(channels: 1, height: 2, width: 2))),
+            .linear(inputs: 1, outputs: 3),
+        ])
+        let data = TestSupport.synthetic(task: .classification, n: 11, d: 36, c: 3, seed: 5)
+        let net = Network<Double>(shape: shape, loss: .crossEntropy, seed: 6), p = shape.parameterCount
+        Self.checkNetwork(net, data, "CNN", hessianTolerance: 1e-6)
+        let v = Self.random(2 * p, seed: 7)
+        // In the EK-FAC eigenbasis the product is Rᵀ G R y.
+        let comm = SingleProcessCommunicator()
+        let factors = KroneckerFactors.compute(network: net, data: data, shard: 0..<data.count, comm: comm, mode: .exact, seed: 1, batchSize: 4)
+        let bases = try factors.eigendecomposed(comm: comm)
+        let correction = EigenvalueCorrection.shardSums(network: net, data: data, shard: 0..<data.count, bases: bases, mode: .exact, seed: 1, batchSize: 4)
+        let ekfac = EKFAC(shape: shape, bases: bases, correction: correction.reduced(over: comm), mode: .exact)
+        let eigenProduct = GGNProduct<Double>(network: net, data: data, queries: 2, maxBatch: 4, eigenbasis: ekfac).apply(v, indices: Array(0..<data.count)[...])
+        var rv = v, expected = [Double](repeating: 0, count: 2 * p)
+        rv.withUnsafeMutableBufferPointer { ekfac.fromEigenbasis(UnsafePointer($0.baseAddress!), queries: 2, into: $0.baseAddress!) }
+        var grv = GGNProduct<Double>(network: net, data: data, queries: 2, maxBatch: 4).apply(rv, indices: Array(0..<data.count)[...])
+        grv.withUnsafeMutableBufferPointer { ekfac.toEigenbasis(UnsafePointer($0.baseAddress!), queries: 2, into: &expected) }
+        XCTAssertLessThan(Self.maxDiff(eigenProduct, expected) / Self.scale(expected), 1e-10, "CNN GGN product in the eigenbasis")
+        // The operation list round-trips through JSON.
+        XCTAssertEqual(try JSONDecoder().decode(NetworkShape.self, from: JSONEncoder().encode(shape)), shape)
+    }
+
+    /// A whole network against its definitions: the gradient against differences of the mean
+    /// loss, GGN products of two vectors against the dense GGN, the exact Hessian against
+    /// differences of the gradient (relative `hessianTolerance`). Returns the dense GGN and Hessian.
+    @discardableResult
+    static func checkNetwork(_ net: Network<Double>, _ data: Dataset, _ label: String, hessianTolerance: Double) -> (ggn: Matrix<Double>, hessian: Matrix<Double>) {
+        let shape = net.shape, p = shape.parameterCount
+        let grad = DenseCurvature.meanGradient(network: net, data: data)
+        let fd = (0..<p).map { k -> Double in
+            var plus = net, minus = net
+            plus.parameters[k] += h; minus.parameters[k] -= h
+            return (plus.evaluate(on: data).loss - minus.evaluate(on: data).loss) / (2 * h)
+        }
+        XCTAssertLessThan(maxDiff(grad, fd) / scale(fd), 1e-6, "\(label): gradient")
+        let g = DenseCurvature.denseGGN(network: net, data: data), v = random(2 * p, seed: 8)
+        let product = GGNProduct<Double>(network: net, data: data, queries: 2, maxBatch: 6).apply(v, indices: Array(0..<data.count)[...])
+        for k in 0..<2 {
+            let vk = (0..<p).map { v[DenseCurvature.blockIndex(shape, queries: 2, query: k, parameter: $0)] }
+            let dense = (0..<p).map { i in (0..<p).reduce(0.0) { $0 + g[i, $1] * vk[$1] } }
+            let got = (0..<p).map { product[DenseCurvature.blockIndex(shape, queries: 2, query: k, parameter: $0)] }
+            XCTAssertLessThan(maxDiff(got, dense) / scale(dense), 1e-12, "\(label): GGN product \(k)")
+        }
+        let hess = DenseCurvature.denseHessian(network: net, data: data)
+        var worst = 0.0
+        for k in 0..<p {
+            var plus = net, minus = net
+            plus.parameters[k] += 1e-5; minus.parameters[k] -= 1e-5
+            let gp = DenseCurvature.meanGradient(network: plus, data: data), gm = DenseCurvature.meanGradient(network: minus, data: data)
+            for i in 0..<p { worst = max(worst, abs(hess[i, k] - (gp[i] - gm[i]) / 2e-5)) }
+        }
+        XCTAssertLessThan(worst / scale(hess.data), hessianTolerance, "\(label): Hessian")
+        return (g, hess)
     }
 
     // MARK: Pointwise operations in a whole network
@@ -262,34 +383,8 @@ final class OperationConformanceTests: XCTestCase {
             for (task, c, loss) in [(Dataset.Task.regression, 2, LossKind.mse), (.classification, 3, .crossEntropy)] {
                 let data = TestSupport.synthetic(task: task, n: 17, d: 3, c: c, seed: 9)
                 let shape = NetworkShape(widths: [3, 5, 4, c], activation: f)
-                let net = Network<Double>(shape: shape, loss: loss, seed: 2), p = shape.parameterCount
-                // Gradient against differences of the mean loss.
-                let grad = DenseCurvature.meanGradient(network: net, data: data)
-                let fd = (0..<p).map { k -> Double in
-                    var plus = net, minus = net
-                    plus.parameters[k] += Self.h; minus.parameters[k] -= Self.h
-                    return (plus.evaluate(on: data).loss - minus.evaluate(on: data).loss) / (2 * Self.h)
-                }
-                XCTAssertLessThan(Self.maxDiff(grad, fd) / Self.scale(fd), 1e-6, "\(f) \(loss): gradient")
-                // GGN products of two vectors against the dense GGN.
-                let g = DenseCurvature.denseGGN(network: net, data: data), v = Self.random(2 * p, seed: 8)
-                let product = GGNProduct<Double>(network: net, data: data, queries: 2, maxBatch: 6).apply(v, indices: Array(0..<data.count)[...])
-                for k in 0..<2 {
-                    let vk = (0..<p).map { v[DenseCurvature.blockIndex(shape, queries: 2, query: k, parameter: $0)] }
-                    let dense = (0..<p).map { i in (0..<p).reduce(0.0) { $0 + g[i, $1] * vk[$1] } }
-                    let got = (0..<p).map { product[DenseCurvature.blockIndex(shape, queries: 2, query: k, parameter: $0)] }
-                    XCTAssertLessThan(Self.maxDiff(got, dense) / Self.scale(dense), 1e-12, "\(f) \(loss): GGN product \(k)")
-                }
-                // The exact Hessian against differences of the gradient.
-                let hess = DenseCurvature.denseHessian(network: net, data: data)
-                var worst = 0.0
-                for k in 0..<p {
-                    var plus = net, minus = net
-                    plus.parameters[k] += 1e-5; minus.parameters[k] -= 1e-5
-                    let gp = DenseCurvature.meanGradient(network: plus, data: data), gm = DenseCurvature.meanGradient(network: minus, data: data)
-                    for i in 0..<p { worst = max(worst, abs(hess[i, k] - (gp[i] - gm[i]) / 2e-5)) }
-                }
-                XCTAssertLessThan(worst / Self.scale(hess.data), 1e-7, "\(f) \(loss): Hessian")
+                let net = Network<Double>(shape: shape, loss: loss, seed: 2)
+                let (g, hess) = Self.checkNetwork(net, data, "\(f) \(loss)", hessianTolerance: 1e-7)
                 if f == .gelu { XCTAssertGreaterThan(Self.maxDiff(hess.data, g.data), 1e-4, "GELU's second-derivative terms should show") }
             }
         }

@@ -119,3 +119,16 @@ struct TestDataMissing: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d + " (run launch/setup.sh; ../shared must be beside the repository)" }
 }
+
+/// Asserts `body` throws an AstraError whose single-line message contains every string in `parts`.
+func assertAstraError<T>(_ body: @autoclosure () throws -> T, _ parts: [String], file: StaticString = #filePath, line: UInt = #line) {
+    do {
+        _ = try body()
+        XCTFail("expected an error containing \(parts)", file: file, line: line)
+    } catch let e as AstraError {
+        XCTAssertFalse(e.message.contains("\n"), "message not one line: \(e.message)", file: file, line: line)
+        for p in parts { XCTAssertTrue(e.message.contains(p), "message \"\(e.message)\" lacks \"\(p)\"", file: file, line: line) }
+    } catch {
+        XCTFail("not an AstraError: \(error)", file: file, line: line)
+    }
+}

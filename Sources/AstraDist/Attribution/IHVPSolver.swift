@@ -28,6 +28,7 @@ public enum IHVPSolver {
                                             comm: Communicator, progress: ((String) -> Void)? = nil, checkpoint: SolverCheckpoint? = nil,
                                             onIterate: ((Int, UnsafeBufferPointer<T>) throws -> Void)? = nil) throws -> (x: SolvedBlock<T>, report: SolverReport) {
         try options.validate()
+        guard options.method.solvesIHVP else { throw AstraError("solver: \(options.method.rawValue) is not an iHVP method; score it with `score --method \(options.method.rawValue)`") }
         let start = Date(), shape = network.shape, method = options.method, queries = v.queries
         precondition(v.shape == shape, "IHVPSolver: vectors for \(v.shape), network \(shape)")
         guard train.featureCount == shape.inputCount, train.outputCount == shape.outputCount, train.loss == network.loss else {
@@ -75,6 +76,10 @@ public enum IHVPSolver {
         case .exact:
             x = try ExactSolver.solve(rhs, queries: queries, network: network, train: train, damping: options.damping,
                                       limit: options.exactLimit, comm: comm, progress: progress)
+        case .tracin, .trak:
+            preconditionFailure("refused above")
+        case .source, .astraSource:
+            throw AstraError("solver: \(method.rawValue) is scored segment by segment (SourceScoring), not by one solve")
         case .sni, .astra:
             let out = try NeumannSolvers.solve(rhs, queries: queries, network: network, train: train, ekfac: basis, options: options,
                                                op: op, objective: objective, comm: comm, checkpoint: checkpoint, onIterate: onIterate)

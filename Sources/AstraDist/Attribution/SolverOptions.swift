@@ -12,11 +12,23 @@ public enum SolverMethod: String, Codable, CaseIterable, Sendable {
     case astra
     /// Dense damped GGN solve in Double (small networks only).
     case exact
+    /// TracInCP over the training checkpoints (spec §8; `TracIn`).
+    case tracin
+    /// TRAK with a Kronecker-factored Gaussian projection (spec §8; `TRAK`).
+    case trak
+    /// SOURCE (spec §7): EK-FAC functions of each segment's curvature, scored per segment.
+    case source
+    /// ASTRA-SOURCE: SOURCE with each segment's response solved by ASTRA.
+    case astraSource = "astra-source"
 
     /// Whether the method iterates (and so has a learning rate, mini-batches and a trace).
-    public var isIterative: Bool { self == .sni || self == .astra }
-    /// Whether the method works (and answers) in the EK-FAC eigenbasis: kfac, ekfac, astra.
-    public var usesEigenbasis: Bool { self == .kfac || self == .ekfac || self == .astra }
+    public var isIterative: Bool { self == .sni || self == .astra || self == .astraSource }
+    /// Whether the method works (and answers) in the EK-FAC eigenbasis: kfac, ekfac, astra (and the SOURCE methods).
+    public var usesEigenbasis: Bool { self == .kfac || self == .ekfac || self == .astra || isSource }
+    /// Whether the method scores per SOURCE segment (`SourceScoring`) rather than by one iHVP solve.
+    public var isSource: Bool { self == .source || self == .astraSource }
+    /// Whether the method solves `(G + λI)⁻¹ v` (and so has a damping λ; SOURCE's comes from its segments).
+    public var solvesIHVP: Bool { self != .tracin && self != .trak }
 }
 
 /// Settings of one iHVP solve. `init(method:damping:)` fills the method's defaults
@@ -77,6 +89,11 @@ public struct SolverOptions: Codable, Equatable, Sendable {
     /// (Q = 100, P = 567k: 680 MB) takes about 2–3 s against 25 iterations of 1.4 s: under
     /// 8% (docs/commands.md, "Resuming a solve"). A kill loses at most 25 iterations.
     public var stateEvery: Int
+    /// trak: k, the projected dimension; nil = the default `TRAK.defaultProjectionDimension`
+    /// (left out of the JSON, so options recorded before the field keep their meaning).
+    public var projectionDimension: Int?
+    /// L, SOURCE segments (source and astra-source: default 3; nil for the other methods).
+    public var segments: Int?
 
     /// |C|, examples of the back-off check set: B, or |E| for full-batch solves, at most |E|.
     public var checkBatch: Int { min(batchSize == 0 ? evaluationBatch : batchSize, evaluationBatch) }
@@ -84,6 +101,8 @@ public struct SolverOptions: Codable, Equatable, Sendable {
     /// The defaults of `method`.
     public init(method: SolverMethod, damping: Double) {
         self.method = method
+        // astra-source solves each segment with astra: the same defaults.
+        let method = method == .astraSource ? .astra : method
         self.damping = damping
         iterations = method == .sni ? 2000 : (method == .astra ? 200 : 0)
         batchSize = 256
@@ -101,6 +120,7 @@ public struct SolverOptions: Codable, Equatable, Sendable {
         backoffWindow = method == .astra ? 10 : 0
         backoffTolerance = 1
         stateEvery = 25
+        segments = self.method.isSource ? 3 : nil
     }
 
     /// Default c of `α = c/λ_max` (measured on digits, Concrete and MNIST,
@@ -130,7 +150,9 @@ public struct SolverOptions: Codable, Equatable, Sendable {
         guard powerIterations >= 1 else { throw bad("power iterations must be ≥ 1 (got \(powerIterations))") }
         guard backoffTolerance >= 0, backoffTolerance.isFinite else { throw bad("--backoff-tolerance must be ≥ 0 (got \(backoffTolerance))") }
         guard stateEvery >= 0 else { throw bad("--state-every must be ≥ 0 (0 = off; got \(stateEvery))") }
+        if let l = segments { guard l >= 1 else { throw bad("--segments must be ≥ 1 (got \(l))") } }
         guard backoffWindow >= 0 else { throw bad("--backoff-window must be ≥ 0 (0 = off; got \(backoffWindow))") }
+        if let k = projectionDimension { guard k >= 1 else { throw bad("--projection-dim must be ≥ 1 (got \(k))") } }
     }
 }
 

@@ -148,9 +148,15 @@ public struct EKFAC: Sendable {
     /// +1: the operator itself).
     public func scaleInEigenbasis<T: BLASScalar>(_ y: UnsafeMutablePointer<T>, queries: Int, damping: Double, kfac: Bool = false, power: Int) {
         precondition(power == 1 || power == -1, "scaleInEigenbasis: power must be ±1")
+        scaleInEigenbasis(y, queries: queries, kfac: kfac) { power == 1 ? $0 + damping : 1 / ($0 + damping) }
+    }
+
+    /// Multiplies a block in the eigenbasis layout by `function(Λ)`, entry by entry: any
+    /// function of the preconditioner (SOURCE's `exp(−tΛ)`, `(1 − exp(−tΛ))/Λ`).
+    public func scaleInEigenbasis<T: BLASScalar>(_ y: UnsafeMutablePointer<T>, queries: Int, kfac: Bool = false, by function: (Double) -> Double) {
         for (l, f) in layers.enumerated() {
             let e = kfac ? f.kfacLambda.data : f.lambda.data, n = f.parameterCount, base = y + queries * shape.offset(l)
-            let scale = e.map { T(power == 1 ? $0 + damping : 1 / ($0 + damping)) }
+            let scale = e.map { T(function($0)) }
             scale.withUnsafeBufferPointer { s in
                 for q in 0..<queries { let b = base + q * n; for k in 0..<n { b[k] *= s[k] } }
             }

@@ -54,32 +54,13 @@ extension EKFAC {
     /// naming the offending file and saying to re-run `astra-dist fit`.
     public static func read(from directory: String, expecting shape: NetworkShape? = nil) throws -> EKFAC {
         let manifestPath = directory + "/" + manifestName
-        let json = try AtomicFile.read(manifestPath, hint: refit)
-        let manifest: Manifest
-        do { manifest = try JSONDecoder().decode(Manifest.self, from: Data(json)) } catch {
-            throw AstraError("\(manifestPath): not a valid factors manifest (\(error)); \(refit)")
-        }
-        guard manifest.format == formatName else { throw AstraError("\(manifestPath): unknown format '\(manifest.format)'; \(refit)") }
-        guard manifest.widths.count >= 2, manifest.widths.allSatisfy({ $0 > 0 }), manifest.layers.count == manifest.widths.count - 1,
-              let mode = FisherMode(rawValue: manifest.fisher), manifest.exampleCount > 0 else {
-            throw AstraError("\(manifestPath): inconsistent manifest (widths, layers, Fisher mode or N); \(refit)")
-        }
-        if let ops = manifest.operations, let problem = NetworkShape.problem(with: ops) {
-            throw AstraError("\(manifestPath): inconsistent operations (\(problem)); \(refit)")
-        }
-        let stored = manifest.operations.map { NetworkShape(operations: $0) } ?? NetworkShape(widths: manifest.widths)
-        guard stored.widths == manifest.widths, stored.layerCount == manifest.layers.count else {
-            throw AstraError("\(manifestPath): operations do not match widths; \(refit)")
-        }
+        let (manifest, stored, mode) = try decodeManifest(AtomicFile.read(manifestPath, hint: refit), path: manifestPath)
         if let shape, shape != stored {
             throw AstraError("\(manifestPath): factors are for a network \(stored), the model is \(shape); \(refit)")
         }
         var layers: [LayerFactors] = []
         for (l, layer) in stored.layers.enumerated() {
             let entry = manifest.layers[l], k = layer.augmented, o = layer.outputs
-            guard entry.inputs == layer.inputs, entry.outputs == o else {
-                throw AstraError("\(manifestPath): layer \(l) is \(entry.outputs)×\(entry.inputs + 1) but widths say \(o)×\(k); \(refit)")
-            }
             let expected = [[k, k], [o, o], [k], [o], [o, k]]
             var arrays: [[Double]] = []
             for (name, shape) in zip(fileNames(layer: l), expected) {
@@ -109,6 +90,32 @@ extension EKFAC {
             layers.append(LayerFactors(qA: qA, lambdaA: arrays[2], qS: qS, lambdaS: arrays[3], lambda: Matrix(rows: o, cols: k, data: arrays[4])))
         }
         return EKFAC(shape: stored, layers: layers, exampleCount: manifest.exampleCount, mode: mode, meta: manifest.meta)
+    }
+
+    /// Parses the bytes of a `factors.json` at `path` (which names it in errors): its keys,
+    /// format name, Fisher mode, N > 0, and widths that make a valid network with one layer
+    /// entry per layer. Throws an `AstraError` naming the file and the key.
+    static func decodeManifest(_ json: [UInt8], path manifestPath: String) throws -> (Manifest, NetworkShape, FisherMode) {
+        let manifest = try JSONFile.decode(Manifest.self, from: json, path: manifestPath, hint: refit)
+        guard manifest.format == formatName else { throw AstraError("\(manifestPath): unknown format '\(manifest.format)'; \(refit)") }
+        let widthsShape = try NetworkShape.validated(widths: manifest.widths, source: manifestPath, fix: refit)
+        if let ops = manifest.operations, let problem = NetworkShape.problem(with: ops) {
+            throw AstraError("\(manifestPath): inconsistent operations (\(problem)); \(refit)")
+        }
+        let stored = manifest.operations.map { NetworkShape(operations: $0) } ?? widthsShape
+        guard stored.widths == manifest.widths else { throw AstraError("\(manifestPath): operations do not match widths; \(refit)") }
+        guard manifest.layers.count == manifest.widths.count - 1, let mode = FisherMode(rawValue: manifest.fisher), manifest.exampleCount > 0 else {
+            throw AstraError("\(manifestPath): inconsistent manifest (widths, layers, Fisher mode or N); \(refit)")
+        }
+        for (l, (entry, layer)) in zip(manifest.layers, stored.layers).enumerated() where entry.inputs != layer.inputs || entry.outputs != layer.outputs {
+            throw AstraError("\(manifestPath): layer \(l) has \(entry.inputs) inputs and \(entry.outputs) outputs but widths say \(layer.inputs) and \(layer.outputs); \(refit)")
+        }
+        return (manifest, stored, mode)
+    }
+
+    /// Parses a `factors.json` given as bytes; for checks of the format (the fuzz driver).
+    public static func validateManifest(_ json: [UInt8], path: String) throws -> NetworkShape {
+        try decodeManifest(json, path: path).1
     }
 
     /// `‖QᵀQ − I‖_max < 1e−8`.

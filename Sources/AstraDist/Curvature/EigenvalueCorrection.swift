@@ -39,7 +39,9 @@ public struct EigenvalueCorrection: Sendable {
         var done = 0
         passes.forEachBatch(shard) { batch in
             let b = batch.count
-            for (l, layer) in layers.enumerated() { layer.beginEigenCorrection(state: state[l], batch: b) }
+            for (l, layer) in layers.enumerated() {
+                qA[l].withUnsafeBufferPointer { layer.beginEigenCorrection(rows: passes.ws.abar[l], eigenvectorsA: $0.baseAddress!, batch: b, state: state[l]) }
+            }
             for draw in 0..<draws {
                 passes.backpropagate(draw: draw, positions: batch, mode: mode, seed: seed)
                 for (l, layer) in layers.enumerated() {

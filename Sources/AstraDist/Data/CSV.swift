@@ -28,7 +28,12 @@ public struct CSVTable: Sendable {
     /// quote or text after a closing quote; naming the file and `hint` if it cannot be read.
     /// Complexity: O(file size).
     public static func load(_ path: String, hasHeader: Bool, hint: String) throws -> CSVTable {
-        let bytes = try Gzip.readAll(path, hint: hint)
+        try decode(Gzip.readAll(path, hint: hint), path: path, hasHeader: hasHeader, hint: hint)
+    }
+
+    /// Parses `bytes` (the decompressed contents of `path`, which names it in errors), with
+    /// the checks of `load`.
+    public static func decode(_ bytes: [UInt8], path: String, hasHeader: Bool, hint: String) throws -> CSVTable {
         let records = try parse(bytes, path: path)
         guard let first = records.first else {
             throw AstraError("\(path): no rows (empty CSV file); \(hint)")
@@ -143,6 +148,16 @@ public struct CSVTable: Sendable {
             }
         }
         return out
+    }
+
+    /// `numericColumns` as float32, the type the datasets hold: a value beyond ±3.4e38 (which
+    /// would become ±Inf) is refused naming the row and column, since no learning rate fixes it.
+    public func float32Columns(_ indices: [Int]) throws -> [Float] {
+        let values = try numericColumns(indices), w = indices.count
+        if let i = values.firstIndex(where: { abs($0) > Double(Float.greatestFiniteMagnitude) }) {
+            throw AstraError("\(path): value \(values[i]) out of float32 range (±3.4e38) in line \(lineNumbers[i / w]), column \(columnLabel(indices[i % w])); rescale that column")
+        }
+        return values.map { Float($0) }
     }
 
     /// A cell as shown in a one-line message: CR/LF/tab escaped, at most 60 characters.

@@ -17,7 +17,13 @@ public enum Gzip {
             let why = FileManager.default.fileExists(atPath: path) ? "file unreadable (permissions, or a directory)" : "file missing"
             throw AstraError("cannot read \(path): \(why); \(hint)")
         }
-        let raw = [UInt8](data)
+        return try decompress([UInt8](data), path: path, hint: hint)
+    }
+
+    /// `raw` (the contents of `path`, which names it in errors) decompressed if it starts with
+    /// the gzip magic, else unchanged. Same checks as `readAll`, and a stream that would
+    /// decompress to more than physical memory is refused with the size it reached.
+    public static func decompress(_ raw: [UInt8], path: String, hint: String) throws -> [UInt8] {
         guard raw.count >= 2, raw[0] == 0x1f, raw[1] == 0x8b else { return raw }
         return try inflateAll(raw, path: path, hint: hint)
     }
@@ -51,6 +57,9 @@ public enum Gzip {
                 var status = Z_OK
                 while status != Z_STREAM_END {
                     if produced == out.count {
+                        try MemoryBudget.check(count: MemoryBudget.product([out.count, 2]), elementSize: 1,
+                                               what: "\(path): decompressing (past \(MemoryBudget.format(produced)) so far)",
+                                               fix: "the file is corrupt or not meant to be loaded whole: \(hint)")
                         out.append(contentsOf: repeatElement(0, count: out.count))
                     }
                     let inChunk = min(input.count - consumed, Int(UInt32.max >> 1))

@@ -12,12 +12,19 @@ public enum IDX {
     /// exactly count·rows·cols bytes (truncated or with trailing data).
     /// Complexity: O(file size).
     public static func loadImages(_ path: String, hint: String) throws -> (count: Int, rows: Int, cols: Int, pixels: [UInt8]) {
-        var bytes = try Gzip.readAll(path, hint: hint)
+        try parseImages(Gzip.readAll(path, hint: hint), path: path, hint: hint)
+    }
+
+    /// The images in `bytes` (the decompressed contents of `path`, which names it in errors).
+    /// Also refuses images with zero rows or columns.
+    public static func parseImages(_ bytes: [UInt8], path: String, hint: String) throws -> (count: Int, rows: Int, cols: Int, pixels: [UInt8]) {
+        var bytes = bytes
         let dims = try header(bytes, magic: imageMagic, dimensions: 3, what: "images", path: path, hint: hint)
         let (count, rows, cols) = (dims[0], dims[1], dims[2])
         let (perImage, o1) = rows.multipliedReportingOverflow(by: cols)
         let (expected, o2) = count.multipliedReportingOverflow(by: perImage)
         guard !o1, !o2 else { throw AstraError("\(path): IDX header claims \(count)×\(rows)×\(cols) images, too large; the file is corrupt; \(hint)") }
+        guard rows > 0, cols > 0 else { throw AstraError("\(path): IDX header claims \(rows)×\(cols)-pixel images (no pixels); the file is corrupt; \(hint)") }
         try checkPayload(found: bytes.count - 16, expected: expected, shape: "\(count)×\(rows)×\(cols) pixels", path: path, hint: hint)
         bytes.removeFirst(16)
         return (count, rows, cols, bytes)
@@ -25,7 +32,12 @@ public enum IDX {
 
     /// Labels as N uint8 values. Same checks as `loadImages`.
     public static func loadLabels(_ path: String, hint: String) throws -> [UInt8] {
-        var bytes = try Gzip.readAll(path, hint: hint)
+        try parseLabels(Gzip.readAll(path, hint: hint), path: path, hint: hint)
+    }
+
+    /// The labels in `bytes` (the decompressed contents of `path`).
+    public static func parseLabels(_ bytes: [UInt8], path: String, hint: String) throws -> [UInt8] {
+        var bytes = bytes
         let dims = try header(bytes, magic: labelMagic, dimensions: 1, what: "labels", path: path, hint: hint)
         try checkPayload(found: bytes.count - 8, expected: dims[0], shape: "\(dims[0]) labels", path: path, hint: hint)
         bytes.removeFirst(8)

@@ -59,7 +59,7 @@ public final class Journal {
     /// holds it, or it cannot be read or written.
     /// - Complexity: O(file size).
     public static func open(path: String, header: String) throws -> Journal {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = FilePath.parent(of: path)
         let fix = "use a new --workdir, or delete \(dir.isEmpty ? "." : dir)/ to recompute every job"
         if !FileManager.default.fileExists(atPath: path) {
             try AtomicFile.write(encodeHeader(header), to: path)
@@ -74,7 +74,26 @@ public final class Journal {
             throw AstraError("\(path) is in use by another process (a second groundtruth run on the same --workdir?); wait for it to finish or stop it")
         }
         let bytes = try AtomicFile.read(path, hint: fix)
+        let (completed, found, end) = try parse(bytes, path: path, header: header)
+        var warnings = found
+        if end < bytes.count {
+            guard ftruncate(fd, off_t(end)) == 0, fsync(fd) == 0 else {
+                throw AstraError("cannot repair \(path) (truncate to \(end) bytes): \(String(cString: strerror(errno))); check that it is writable")
+            }
+            warnings.append("\(path): cut away an incomplete last record (\(bytes.count - end) bytes from an interrupted run); that job will run again")
+        }
+        ok = true
+        return Journal(path: path, header: header, completed: completed, warnings: warnings, fd: fd, size: end)
+    }
 
+    /// Reads the contents `bytes` of the journal at `path` (which names it in errors) written
+    /// for `header`: the finished jobs, warnings, and the end of the valid content (less than
+    /// `bytes.count` when a torn last record is to be cut away). Throws, as `open` does, for
+    /// another header, a damaged header, or a damaged record followed by valid ones.
+    /// - Complexity: O(file size), O(size²) only when a damaged tail is scanned.
+    public static func parse(_ bytes: [UInt8], path: String, header: String) throws -> (completed: [Int: [Float]], warnings: [String], end: Int) {
+        let dir = FilePath.parent(of: path)
+        let fix = "use a new --workdir, or delete \(dir.isEmpty ? "." : dir)/ to recompute every job"
         // Header.
         let notJournal = AstraError("\(path) is not a valid ground-truth journal (missing or damaged header); \(fix)")
         guard bytes.count >= 20, Array(bytes[0..<8]) == fileMagic else { throw notJournal }
@@ -104,14 +123,9 @@ public final class Journal {
             if let later = ((offset + 1)..<bytes.count).first(where: { parseRecord(bytes, at: $0) != nil }) {
                 throw AstraError("\(path) is corrupted: the record at byte \(offset) fails its checksum but valid records follow at byte \(later) (damage, not a crash); restore the file, or \(fix)")
             }
-            guard ftruncate(fd, off_t(offset)) == 0, fsync(fd) == 0 else {
-                throw AstraError("cannot repair \(path) (truncate to \(offset) bytes): \(String(cString: strerror(errno))); check that it is writable")
-            }
-            warnings.append("\(path): cut away an incomplete last record (\(bytes.count - offset) bytes from an interrupted run); that job will run again")
             break
         }
-        ok = true
-        return Journal(path: path, header: header, completed: completed, warnings: warnings, fd: fd, size: min(offset, bytes.count))
+        return (completed, warnings, min(offset, bytes.count))
     }
 
     /// Appends job `job` with `values` as one record and fsyncs before returning, so a

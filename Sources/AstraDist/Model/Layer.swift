@@ -7,7 +7,7 @@
 /// row-major (bias last), a block of Q directions (Q·O)×K. Buffers are row-major; "B×O"
 /// below reads "B·positions×O" for a layer with several positions per example.
 ///
-/// Implementations: `LinearLayer`. A new kind is one file conforming to this protocol, a
+/// Implementations: `LinearLayer`, `Conv2dLayer`. A new kind is one file conforming to this protocol, a
 /// case of `NetworkLayer` and an entry in `OperationConformanceTests`.
 public protocol Layer: Sendable {
     /// Width of the input value per example.
@@ -52,10 +52,10 @@ public protocol Layer: Sendable {
     var outputFactorDimension: Int { get }
     /// T scratch elements the curvature methods below need for a batch of B.
     func curvatureScratchCount(batch: Int) -> Int
-    /// `sum += Σ_b ā_b ā_bᵀ` ((I+1)×(I+1), Double): one SYRK in T into `scratch`, then added
-    /// to the Double accumulator.
+    /// `sum += Σ_b ā_b ā_bᵀ` (K×K, Double): one SYRK in T into `scratch`, then added to the
+    /// Double accumulator. A layer with several positions averages over them (K-FC, spec §3).
     func accumulateInputFactor<T: BLASScalar>(abar: UnsafePointer<T>, batch: Int, scratch: UnsafeMutablePointer<T>, into sum: UnsafeMutablePointer<Double>)
-    /// `sum += Σ_b Ds_b Ds_bᵀ` (O×O, Double), SYRK in T.
+    /// `sum += Σ_b Ds_b Ds_bᵀ` (O×O, Double), SYRK in T; summed over positions.
     func accumulateOutputFactor<T: BLASScalar>(ds: UnsafePointer<T>, batch: Int, scratch: UnsafeMutablePointer<T>, into sum: UnsafeMutablePointer<Double>)
     /// The EK-FAC correction `sum[i,j] += Σ_b Σ_draws ((Q_Sᵀ DW̄_b Q_A)_ij)²` (O×K, Double) of
     /// the per-example gradients `DW̄_b` of a batch, in three calls: `beginEigenCorrection`
@@ -63,7 +63,8 @@ public protocol Layer: Sendable {
     /// `finishEigenCorrection`. `state` (`eigenCorrectionStateCount` values of T) carries what
     /// the layer keeps between them; `qS` O×O and `qA` K×K row-major, columns eigenvectors.
     func eigenCorrectionStateCount(batch: Int) -> Int
-    func beginEigenCorrection<T: BLASScalar>(state: UnsafeMutablePointer<T>, batch: Int)
+    /// `rows` and `qA` as in the draws, so a layer can rotate the rows once for all of them.
+    func beginEigenCorrection<T: BLASScalar>(rows: UnsafePointer<T>, eigenvectorsA qA: UnsafePointer<T>, batch: Int, state: UnsafeMutablePointer<T>)
     func accumulateEigenCorrectionDraw<T: BLASScalar>(ds: UnsafePointer<T>, rows: UnsafePointer<T>, eigenvectorsS qS: UnsafePointer<T>,
                                                       eigenvectorsA qA: UnsafePointer<T>, batch: Int, state: UnsafeMutablePointer<T>,
                                                       scratch: UnsafeMutablePointer<T>, into sum: UnsafeMutablePointer<Double>)
@@ -93,10 +94,30 @@ public protocol Layer: Sendable {
 
 
 extension Layer {
+    /// Rows times the eigenvectors (K = `inputFactorDimension` wide): every layer's rows are
+    /// plain K-vectors, so this default serves all kinds.
+    public func rotateInputs<T: BLASScalar>(abar: UnsafePointer<T>, eigenvectorsA qA: UnsafePointer<T>, batch: Int, into out: UnsafeMutablePointer<T>) {
+        rotateRows(abar, by: qA, rows: batch, width: inputFactorDimension, transpose: false, into: out)
+    }
+    public func rotateOutputs<T: BLASScalar>(_ d: UnsafePointer<T>, eigenvectorsS qS: UnsafePointer<T>, rows: Int, inverse: Bool,
+                                             into out: UnsafeMutablePointer<T>) {
+        rotateRows(d, by: qS, rows: rows, width: outputFactorDimension, transpose: inverse, into: out)
+    }
+
     /// Block input gradient: `Da[b,q,:] = Ds[b,q,:] W`, Da (B·Q)×inputWidth: the input
     /// gradient of B·Q examples.
     @inline(__always)
     public func blockBackwardInput<T: BLASScalar>(ds: UnsafePointer<T>, weights: UnsafePointer<T>, da: UnsafeMutablePointer<T>, batch: Int, queries: Int) {
         backwardInput(ds: ds, weights: weights, da: da, batch: batch * queries)
     }
+}
+
+/// `sum += scale · Mᵀ M` (width×width, Double) for `rows` rows of M: one SYRK in T into
+/// `scratch` (width² values), then added to the Double accumulator (scale 1 is exact).
+@inline(__always)
+func accumulateGram<T: BLASScalar>(_ m: UnsafePointer<T>, rows: Int, width: Int, scale: Double, scratch: UnsafeMutablePointer<T>,
+                                   into sum: UnsafeMutablePointer<Double>) {
+    guard rows > 0 else { return }
+    T.syrkTransposed(n: width, k: rows, alpha: 1, a: m, lda: width, beta: 0, c: scratch, ldc: width)
+    for k in 0..<(width * width) { sum[k] += scratch[k].asDouble * scale }
 }

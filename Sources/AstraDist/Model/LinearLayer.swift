@@ -48,15 +48,6 @@ public struct LinearLayer: Layer, Equatable {
         T.gemm(transA: true, transB: false, m: queries * outputs, n: augmented, k: batch, alpha: 1,
                a: ds, lda: queries * outputs, b: abar, ldb: augmented, beta: beta, c: out, ldc: augmented)
     }
-    public func rotateInputs<T: BLASScalar>(abar: UnsafePointer<T>, eigenvectorsA qA: UnsafePointer<T>, batch: Int, into out: UnsafeMutablePointer<T>) {
-        T.gemm(transA: false, transB: false, m: batch, n: augmented, k: augmented, alpha: 1,
-               a: abar, lda: augmented, b: qA, ldb: augmented, beta: 0, c: out, ldc: augmented)
-    }
-    public func rotateOutputs<T: BLASScalar>(_ d: UnsafePointer<T>, eigenvectorsS qS: UnsafePointer<T>, rows: Int, inverse: Bool,
-                                             into out: UnsafeMutablePointer<T>) {
-        T.gemm(transA: false, transB: inverse, m: rows, n: outputs, k: outputs, alpha: 1,
-               a: d, lda: outputs, b: qS, ldb: outputs, beta: 0, c: out, ldc: outputs)
-    }
 }
 
 // MARK: Curvature contractions of a fully connected layer (spec §3).
@@ -67,17 +58,13 @@ extension LinearLayer {
         max(augmented * augmented, outputs * outputs, batch * outputs, batch * augmented + outputs * augmented)
     }
     public func accumulateInputFactor<T: BLASScalar>(abar: UnsafePointer<T>, batch: Int, scratch: UnsafeMutablePointer<T>, into sum: UnsafeMutablePointer<Double>) {
-        guard batch > 0 else { return }
-        T.syrkTransposed(n: augmented, k: batch, alpha: 1, a: abar, lda: augmented, beta: 0, c: scratch, ldc: augmented)
-        for k in 0..<(augmented * augmented) { sum[k] += scratch[k].asDouble }
+        accumulateGram(abar, rows: batch, width: augmented, scale: 1, scratch: scratch, into: sum)
     }
     public func accumulateOutputFactor<T: BLASScalar>(ds: UnsafePointer<T>, batch: Int, scratch: UnsafeMutablePointer<T>, into sum: UnsafeMutablePointer<Double>) {
-        guard batch > 0 else { return }
-        T.syrkTransposed(n: outputs, k: batch, alpha: 1, a: ds, lda: outputs, beta: 0, c: scratch, ldc: outputs)
-        for k in 0..<(outputs * outputs) { sum[k] += scratch[k].asDouble }
+        accumulateGram(ds, rows: batch, width: outputs, scale: 1, scratch: scratch, into: sum)
     }
     public func eigenCorrectionStateCount(batch: Int) -> Int { batch * outputs }
-    public func beginEigenCorrection<T: BLASScalar>(state u2: UnsafeMutablePointer<T>, batch: Int) {
+    public func beginEigenCorrection<T: BLASScalar>(rows: UnsafePointer<T>, eigenvectorsA qA: UnsafePointer<T>, batch: Int, state u2: UnsafeMutablePointer<T>) {
         u2.initialize(repeating: 0, count: batch * outputs)
     }
     /// Rank one: `Σ_draws (u_d ⊗ w)² = (Σ_d u_d²) ⊗ w²`, so a draw only adds `u² = (Ds Q_S)²`

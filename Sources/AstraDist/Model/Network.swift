@@ -12,12 +12,12 @@ public struct Network<T: BLASScalar>: Sendable {
         self.shape = shape; self.loss = loss; self.parameters = parameters
     }
 
-    /// PyTorch's default `nn.Linear` initialisation: weights and bias ~ U(−1/√fan-in, 1/√fan-in)
-    /// (fan-in K − 1), drawn from the counter-based stream `(seed, initialization, layer)`.
+    /// PyTorch's default `nn.Linear` / `nn.Conv2d` initialisation: weights and bias
+    /// ~ U(−1/√fan-in, 1/√fan-in), drawn from the counter-based stream `(seed, initialization, layer)`.
     public init(shape: NetworkShape, loss: LossKind, seed: UInt64) {
         var p = [T](repeating: 0, count: shape.parameterCount)
         for l in 0..<shape.layerCount {
-            let layer = shape.layer(l), bound = 1 / Double(layer.inputs).squareRoot()
+            let layer = shape.layer(l), bound = 1 / Double(layer.fanIn).squareRoot()
             var rng = CounterRandom(seed: seed, purpose: .initialization, index: UInt64(l))
             let o = shape.offset(l)
             for i in 0..<layer.parameterCount { p[o + i] = T((2 * rng.nextUniform() - 1) * bound) }
@@ -79,6 +79,8 @@ extension Network {
                     layer.forward(abar: ws.abar[l], weights: w.baseAddress! + shape.offset(l), s: ws.values[k + 1], batch: batch)
                 case .pointwise(let f):
                     f.forward(input, into: ws.values[k + 1], count: batch * shape.valueWidths[k])
+                case .spatial(let f):
+                    f.forward(input, into: ws.values[k + 1], batch: batch, width: shape.valueWidths[k])
                 }
             }
         }
@@ -100,6 +102,8 @@ extension Network {
                     if k > 0 { layer.backwardInput(ds: ws.gradients[k + 1], weights: w.baseAddress! + shape.offset(l), da: ws.gradients[k], batch: batch) }
                 case .pointwise(let f):
                     f.backward(pre: ws.values[k], grad: ws.gradients[k + 1], into: ws.gradients[k], count: batch * shape.valueWidths[k])
+                case .spatial(let f):
+                    f.transpose(ws.gradients[k + 1], pre: ws.values[k], into: ws.gradients[k], batch: batch, queries: 1, width: shape.valueWidths[k])
                 }
             }
         }

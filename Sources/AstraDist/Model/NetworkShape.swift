@@ -26,15 +26,22 @@ public struct NetworkShape: Codable, Equatable, Sendable, CustomStringConvertibl
         guard case .layer(let first)? = operations.first else { return "the first operation must be a layer" }
         var width = first.inputWidth
         for (k, op) in operations.enumerated() {
-            guard case .layer(let layer) = op else { continue }
-            if layer.inputWidth != width { return "operation \(k) takes \(layer.inputWidth) inputs after a value of width \(width)" }
-            width = layer.outputWidth
+            switch op {
+            case .layer(let layer):
+                if layer.inputWidth != width { return "operation \(k) takes \(layer.inputWidth) inputs after a value of width \(width)" }
+                width = layer.outputWidth
+            case .spatial(let f):
+                if let w = f.requiredInputWidth, w != width { return "operation \(k) takes \(w) inputs after a value of width \(width)" }
+                width = f.outputWidth(input: width)
+            case .pointwise: break
+            }
         }
         return nil
     }
 
     /// A network from its operations. Precondition: `problem(with:)` is nil (the first
-    /// operation is a layer and each layer's input width is the width of the value before it).
+    /// operation is a layer and each layer's or spatial operation's input width is the width
+    /// of the value before it).
     public init(operations: [NetworkOperation]) {
         precondition(!operations.isEmpty, "NetworkShape: no operations")
         guard case .layer(let first) = operations[0] else { preconditionFailure("NetworkShape: the first operation must be a layer") }
@@ -46,6 +53,9 @@ public struct NetworkShape: Codable, Equatable, Sendable, CustomStringConvertibl
                 index.append(layers.count); layers.append(layer); widths.append(layer.outputWidth)
             case .pointwise:
                 index.append(nil); widths.append(widths.last!)
+            case .spatial(let f):
+                precondition(f.requiredInputWidth.map { $0 == widths.last! } ?? true, "NetworkShape: operation \(index.count) does not fit a value of width \(widths.last!)")
+                index.append(nil); widths.append(f.outputWidth(input: widths.last!))
             }
         }
         self.operations = operations; self.layers = layers; layerIndex = index; valueWidths = widths

@@ -1,5 +1,6 @@
 /// Per-value buffers of Q tangents (B×(Q·width_k) for value k ≥ 1) for the forward-mode and
 /// transposed walks. `inPlace`: a pointwise operation's output shares its input's buffer
+/// (spatial operations change the width and never run in place)
 /// (GGN products: each tangent is needed once); otherwise every value has its own (the
 /// R-operator Hessian reads the input tangents of pointwise operations on the way back).
 public final class TangentBuffers<T: BLASScalar> {
@@ -10,7 +11,7 @@ public final class TangentBuffers<T: BLASScalar> {
     public init(shape: NetworkShape, batch: Int, queries: Int, inPlace: Bool) {
         var values: [UnsafeMutablePointer<T>] = [], owned: [UnsafeMutablePointer<T>] = []
         for (k, width) in shape.valueWidths.enumerated() {
-            if k > 0, inPlace, shape.layerIndex[k - 1] == nil, k > 1 {
+            if k > 1, inPlace, case .pointwise = shape.operations[k - 1] {
                 values.append(values[k - 1])
             } else {
                 let p = UnsafeMutablePointer<T>.allocate(capacity: k == 0 ? 1 : batch * queries * width)
@@ -36,6 +37,8 @@ extension Network {
                 body(shape.layerIndex[k]!, layer, k == 0 ? nil : UnsafePointer(t.values[k]), t.values[k + 1])
             case .pointwise(let f):
                 f.tangent(t.values[k], pre: ws.values[k], into: t.values[k + 1], batch: batch, queries: queries, width: shape.valueWidths[k])
+            case .spatial(let f):
+                f.tangent(t.values[k], pre: ws.values[k], into: t.values[k + 1], batch: batch, queries: queries, width: shape.valueWidths[k])
             }
         }
     }
@@ -60,6 +63,9 @@ extension Network {
                 } else {
                     f.tangent(t.values[k + 1], pre: ws.values[k], into: t.values[k], batch: batch, queries: queries, width: width)
                 }
+            case .spatial(let f):
+                // Piecewise linear: the R-operator is the transpose (no second-derivative term).
+                f.transpose(t.values[k + 1], pre: ws.values[k], into: t.values[k], batch: batch, queries: queries, width: shape.valueWidths[k])
             }
         }
     }

@@ -65,12 +65,14 @@ public struct Evaluation: Codable, Sendable {
     public var loss: Double
     /// Classification only.
     public var accuracy: Double?
-    /// Regression only: 1 − SSE/SST over all outputs.
+    /// Regression only: 1 − SSE/SST over all outputs; NaN (JSON `null`) when undefined, i.e.
+    /// when the targets are constant (SST = 0, e.g. a single held-out row).
     public var r2: Double?
 }
 
 extension Network {
-    /// Mean loss (and accuracy or R²) over `data`, in batches of 256.
+    /// Mean loss (and accuracy or R²) over `data`, in batches of 256. With no rows every
+    /// metric is NaN (undefined; written as JSON `null`).
     public func evaluate(on data: Dataset) -> Evaluation {
         let c = shape.outputCount, tw = data.targetWidth, n = data.count, bs = 256
         let ws = Workspace<T>(shape: shape, capacity: bs)
@@ -99,7 +101,7 @@ extension Network {
         var mean = [Double](repeating: 0, count: tw), sst = 0.0
         for i in 0..<n { for k in 0..<tw { mean[k] += Double(data.targets[i * tw + k]) / Double(n) } }
         for i in 0..<n { for k in 0..<tw { let d = Double(data.targets[i * tw + k]) - mean[k]; sst += d * d } }
-        return Evaluation(loss: loss / Double(n), accuracy: nil, r2: 1 - sse / sst)
+        return Evaluation(loss: loss / Double(n), accuracy: nil, r2: sst > 0 ? 1 - sse / sst : .nan)
     }
 
     /// The measurement `f_q` of spec §1 for every row of `queries`.

@@ -10,6 +10,7 @@ public enum ConfigPatch {
     /// `config` with `file`'s values, and the dotted keys the file set.
     public static func apply(file: String, to config: ExperimentConfig) throws -> (ExperimentConfig, [String]) {
         let bytes = try AtomicFile.read(file, hint: "pass an existing JSON file to --config")
+        try JSONFile.checkNesting(bytes, path: file, hint: "see docs/commands.md for the keys")
         guard let patch = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
             throw AstraError("\(file) is not a JSON object; see docs/commands.md for the keys")
         }

@@ -37,62 +37,11 @@ public enum ConvergenceStage {
 
     public static func run(_ ctx: RunContext, _ opt: Options) throws -> Result {
         setBLASThreads(ctx.threads)
-        let seed = ctx.seeds[0]
-        let (net, model) = try ctx.loadModel(seed: seed)
-        let ekfac = try FitStage.load(ctx, seed: seed, model: model)
-        let (gtAll, masks) = try GroundTruthStage.load(ctx)
-        let qAll = ctx.data.queries.count, q = min(opt.queries, qAll), n = ctx.data.train.count
-        let gt = (0..<masks.count).flatMap { j in (0..<q).map { gtAll[j * qAll + $0] } }
-        let g = net.measurementGradients(queries: ctx.data.queries.subset(Array(0..<q)))
-        let v = g.parameterBlock()
-        let damping = opt.damping ?? ctx.config.damping
-        let shard = blockRange(count: n, rank: ctx.comm.rank, size: ctx.comm.size)
-        let contraction = ScoreContraction(network: net, queries: q, featureCount: ctx.data.train.featureCount, targetWidth: ctx.data.train.targetWidth)
-        // Objective on a fixed evaluation batch (independent of every solver seed).
-        let evalSize = min(n, 1024)
-        let evalRows = GGNProduct<Float>.sampleBatch(seed: 0xE7A1, iteration: 0, size: evalSize, population: n)
-        let ggn = GGNProduct(network: net, data: ctx.data.train, queries: q, maxBatch: 256)
-
-        /// h(x) on the evaluation batch, in parameter coordinates.
-        func objective(_ solved: SolvedBlock<Float>) -> Double {
-            let x = solved.parameterBlock()
-            var gx = [Float](repeating: 0, count: x.count)
-            let mine = evalRows[blockRange(count: evalSize, rank: ctx.comm.rank, size: ctx.comm.size)]
-            x.withUnsafeBufferPointer { xp in gx.withUnsafeMutableBufferPointer { gp in
-                ggn.apply(xp.baseAddress!, indices: mine, into: gp.baseAddress!, comm: ctx.comm, totalBatch: evalSize)
-            } }
-            var h = 0.0
-            for i in 0..<x.count { h += 0.5 * Double(x[i]) * (Double(gx[i]) + damping * Double(x[i])) - Double(x[i]) * Double(v[i]) }
-            return h / Double(q)
-        }
-        func lds(_ x: SolvedBlock<Float>) throws -> Double {
-            var tau = [Float](repeating: 0, count: q * n)
-            let part = contraction.scores(x, train: ctx.data.train, rows: shard)
-            for i in 0..<q { for j in 0..<shard.count { tau[i * n + shard.lowerBound + j] = part[i * shard.count + j] } }
-            ctx.comm.allreduceSum(&tau)
-            return try LDS.evaluate(masks: masks, groundTruth: gt, scores: tau, queries: q).mean
-        }
+        let eval = try IterateEvaluator(ctx, queries: opt.queries, damping: opt.damping)
+        let q = eval.queries, damping = eval.damping
         /// One solve; objective and LDS at the checkpoints.
         func trajectory(_ o: SolverOptions) throws -> [(Int, Double, Double)] {
-            let marks = Set(checkpoints(upTo: o.iterations))
-            var stored: [(Int, SolvedBlock<Float>)] = []
-            let basis = o.method.usesEigenbasis ? ekfac : nil
-            _ = try IHVPSolver.solve(g, network: net, train: ctx.data.train, ekfac: ekfac, options: o, comm: ctx.comm, progress: nil) { k, x in
-                if marks.contains(k) { stored.append((k, SolvedBlock(values: Array(x), queries: q, eigenbasis: basis))) }
-            }
-            return try stored.map { ($0.0, objective($0.1), try lds($0.1)) }
-        }
-        func curve(_ method: String, rate: String, _ runs: [[(Int, Double, Double)]]) -> Curve {
-            let iters = runs[0].map(\.0)
-            func stat(_ xs: [Double]) -> (Double, Double) {
-                let m = xs.reduce(0, +) / Double(xs.count)
-                let sd = xs.count > 1 ? (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot() : 0
-                return (m, sd / Double(xs.count).squareRoot())
-            }
-            return Curve(method: method, learningRate: rate, seeds: runs.count, points: iters.indices.map { i in
-                let (om, ose) = stat(runs.map { $0[i].1 }), (lm, lse) = stat(runs.map { $0[i].2 })
-                return Point(iteration: iters[i], objective: om, objectiveSE: ose, lds: lm, ldsSE: lse)
-            })
+            try eval.iterates(o, at: Set(checkpoints(upTo: o.iterations))).map { ($0.0, eval.objective($0.1), try eval.lds($0.1)) }
         }
 
         var astraRuns: [[(Int, Double, Double)]] = []
@@ -102,19 +51,11 @@ public enum ConvergenceStage {
             astraRuns.append(try trajectory(o))
             ctx.log("convergence: astra seed \(s) done")
         }
-        var sweep: [String: Double?] = [:]
-        var best: (Double, Double)? = nil
-        for rate in opt.sniRates {
-            var o = SolverOptions(method: .sni, damping: damping)
-            o.iterations = opt.sniIterations; o.learningRate = rate; o.traceEvery = 0
-            let final: Double? = (try? IHVPSolver.solve(g, network: net, train: ctx.data.train, ekfac: nil, options: o, comm: ctx.comm, progress: nil))
-                .map { objective($0.x) }.flatMap { $0.isFinite ? $0 : nil }
-            sweep[String(rate)] = final
-            if let f = final, best == nil || f < best!.1 { best = (rate, f) }
-            ctx.log("convergence: sni α = \(rate): final objective \(final.map { String($0) } ?? "diverged")")
-        }
+        var sniBase = SolverOptions(method: .sni, damping: damping)
+        sniBase.iterations = opt.sniIterations; sniBase.traceEvery = 0
+        let (bestRate, sweep) = eval.bestSNIRate(opt.sniRates, base: sniBase, log: "convergence")
         var curves = [curve("astra", rate: "c/λ_max, c = \(SolverOptions.defaultScale(.astra))", astraRuns)]
-        if let (rate, _) = best {
+        if let rate = bestRate {
             var sniRuns: [[(Int, Double, Double)]] = []
             for s in 0..<opt.solverSeeds {
                 var o = SolverOptions(method: .sni, damping: damping)
@@ -129,6 +70,20 @@ public enum ConvergenceStage {
         let result = Result(setting: ctx.config.setting, queries: q, damping: damping, curves: curves, sniSweep: sweep, astraIterationsToMatchSNI: match)
         if ctx.comm.isRoot { try write(result, to: ctx.workspace.root + "/report") }
         return result
+    }
+
+    /// Mean ± standard error over solver seeds of runs of (iteration, objective, LDS); the runs share checkpoints.
+    static func curve(_ method: String, rate: String, _ runs: [[(Int, Double, Double)]]) -> Curve {
+        let iters = runs[0].map(\.0)
+        func stat(_ xs: [Double]) -> (Double, Double) {
+            let m = xs.reduce(0, +) / Double(xs.count)
+            let sd = xs.count > 1 ? (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot() : 0
+            return (m, sd / Double(xs.count).squareRoot())
+        }
+        return Curve(method: method, learningRate: rate, seeds: runs.count, points: iters.indices.map { i in
+            let (om, ose) = stat(runs.map { $0[i].1 }), (lm, lse) = stat(runs.map { $0[i].2 })
+            return Point(iteration: iters[i], objective: om, objectiveSE: ose, lds: lm, ldsSE: lse)
+        })
     }
 
     static func write(_ r: Result, to dir: String) throws {

@@ -95,7 +95,7 @@ public enum CurvatureStudy {
         let data = try standardisedData(c)
         if comm.isRoot { try ws.establish(c) }
         comm.barrier()
-        let ctx = RunContext(comm: comm, workspace: ws, config: c, data: data, threads: o.threads, seeds: [0])
+        let ctx = try RunContext(comm: comm, workspace: ws, config: c, data: data, threads: o.threads, seeds: [0])
         log("curvature: \(o.sweep.rawValue) = \(value): depth \(c.hidden.count), width \(c.hidden.first ?? 0), \(c.recipe.epochs) epochs, P = \(ctx.shape.parameterCount), in \(ws.root)")
         let resultPath = ws.root + "/ladder.json"
         if let cached = try? WorkDirectory.readJSON(PointResult.self, from: resultPath, hint: ""), cached.configHash == c.hash {

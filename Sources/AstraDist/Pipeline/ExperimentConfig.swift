@@ -23,6 +23,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// The MLP's activation (`Pointwise` name, `gelu`); nil is ReLU, and is left out of the
     /// JSON so configurations from before the field keep their hash.
     public var activation: String?
+    /// A named architecture (`Architectures`, e.g. `cnn`) instead of the MLP of `hidden`; nil
+    /// (the MLP) is left out of the JSON, so earlier configurations keep their hash.
+    public var architecture: String? = nil
     public var recipe: TrainingRecipe
     /// The network as an operation list (`NetworkShape`), set by `import` from its
     /// architecture file; nil (absent from the JSON, so older hashes hold) is the MLP of
@@ -96,6 +99,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         guard hidden.allSatisfy({ $0 > 0 }) else { throw bad("hidden", "widths must be positive (got \(hidden))") }
         guard activation.map({ Pointwise(rawValue: $0) != nil }) ?? true else { throw bad("activation", "must be relu or gelu (got \(activation!))") }
         if let ops = operations, let problem = NetworkShape.problem(with: ops) { throw bad("operations", problem) }
+        guard architecture.map(Architectures.names.contains) ?? true else {
+            throw bad("architecture", "must be one of \(Architectures.names.joined(separator: ", ")) (got \(architecture!))")
+        }
         if let k = checkpointEvery { guard k > 0 else { throw bad("checkpointEvery", "must be positive (got \(k))") } }
     }
 

@@ -121,7 +121,7 @@ public enum GroundTruthStage {
         let length = min(Int(Journal.readU32(bytes, 12)), bytes.count - 16)
         let text = String(decoding: bytes[16..<(16 + max(length, 0))], as: UTF8.self)
         if text.contains("\"astra-dist-groundtruth-1\"") {
-            let dir = (path as NSString).deletingLastPathComponent
+            let dir = FilePath.parent(of: path)
             throw AstraError("\(path) is a format-1 journal (jobs seeded by j·R + r, so its results depend on the repeat count); this astra-dist seeds jobs by (subset, repeat) and cannot continue it: move it aside (mv \(dir) \(dir)-v1) and rerun groundtruth")
         }
     }
@@ -134,7 +134,7 @@ public enum GroundTruthStage {
             let stored = a.values(UInt8.self), n = m.population
             let common = min(a.shape.first ?? 0, m.count) * n
             guard a.shape.count == 2, a.shape[1] == n, Array(stored.prefix(common)) == Array(m.bits.prefix(common)) else {
-                throw AstraError("\(path) does not match this configuration's subsets; use a new --workdir or move \((path as NSString).deletingLastPathComponent) aside")
+                throw AstraError("\(path) does not match this configuration's subsets; use a new --workdir or move \(FilePath.parent(of: path)) aside")
             }
             if a.shape[0] >= m.count { return }
         }

@@ -35,7 +35,7 @@ public enum LDSStage {
         var results: [MethodResult] = []
         for method in methods {
             var perSeed: [String: LDSResult] = [:], all: [[Float]] = [], seeds: [UInt64] = []
-            var convention = ""
+            var convention = "", trak = false
             for seed in ctx.seeds {
                 let path = ctx.workspace.scoresStem(name: method, model: ModelReference(seed: seed)) + ".npy"
                 if seed != ctx.seeds[0] && !FileManager.default.fileExists(atPath: path) { continue }
@@ -44,9 +44,12 @@ public enum LDSStage {
                     throw AstraError("\(path) scores query set '\(meta.querySet)', not the workspace's queries the ground truth measures; score the default queries")
                 }
                 perSeed["\(seed)"] = try LDS.evaluate(masks: masks, groundTruth: gt, scores: scores, queries: q)
-                all.append(scores); seeds.append(seed); convention = meta.signConvention
+                all.append(scores); seeds.append(seed); convention = meta.signConvention; trak = meta.method == SolverMethod.trak.rawValue
             }
-            let ens = ensemble && all.count > 1 ? try LDS.evaluate(masks: masks, groundTruth: gt, scores: LDS.averageScores(all), queries: q) : nil
+            // TRAK ensembles by its own rule (kernels and weights averaged apart), every other method by the mean score.
+            let ens = ensemble && all.count > 1
+                ? try LDS.evaluate(masks: masks, groundTruth: gt, scores: trak ? TRAKStage.ensembleScores(ctx, name: method, seeds: seeds) : LDS.averageScores(all), queries: q)
+                : nil
             let r = MethodResult(method: method, seeds: seeds, perSeed: perSeed, single: perSeed["\(seeds[0])"]!, ensemble: ens,
                                  subsets: sweep.masks, repeats: sweep.repeats, signConvention: convention)
             if ctx.comm.isRoot { try WorkDirectory.writeJSON(r, to: ctx.workspace.ldsPath(method: method)) }

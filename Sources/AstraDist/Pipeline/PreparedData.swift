@@ -34,6 +34,9 @@ public struct PreparedData: Sendable {
             let order = rng.permutation(all.count)
             let nTrain = c.trainSize > 0 ? c.trainSize : Int(Double(all.count) * 0.85)
             guard nTrain < all.count else { throw AstraError("\(path) has \(all.count) rows: --train-size \(nTrain) leaves none for queries") }
+            guard nTrain >= 2 else {
+                throw AstraError("\(path) has \(all.count) data row(s): \(nTrain) would train and \(all.count - nTrain) be held out; a model needs at least 2 training rows and 1 held-out row")
+            }
             train = all.subset(Array(order[..<nTrain]))
             heldOut = all.subset(Array(order[nTrain...]))
         case "idx":
@@ -41,6 +44,8 @@ public struct PreparedData: Sendable {
             guard c.trainSize <= full.count else { throw AstraError("--train-size \(c.trainSize) exceeds the \(full.count) training images in \(path)") }
             var rng = CounterRandom(seed: c.dataSeed, purpose: .split)
             let order = rng.permutation(full.count)
+            guard c.trainSize >= 2 else { throw AstraError("\(path) holds \(full.count) training image(s) and --train-size is \(c.trainSize); a model needs at least 2") }
+            guard test.count > 0 else { throw AstraError("\(path): the t10k (test) files hold no images; queries come from them") }
             train = full.subset(Array(order[..<c.trainSize]).sorted())
             heldOut = test
         default:
@@ -59,7 +64,10 @@ public struct PreparedData: Sendable {
         var queries = heldOut.subset(Array(qOrder[..<nq]))
         var test = heldOut
         var standardizer: Standardizer? = nil
+        try checkShapeFits(c, train: train, source: path)
+        try checkGroundTruthFits(c, trainCount: train.count, queryCount: nq)
         if train.task == .regression {
+            try refuseConstantTargets(train, config: c, path: path)
             let s = Standardizer(fitting: train)
             s.apply(&train); s.apply(&queries); s.apply(&test)
             standardizer = s
@@ -67,6 +75,38 @@ public struct PreparedData: Sendable {
         var h = ContentHash()
         h.update(train.inputs); h.update(train.targets); h.update(queries.inputs); h.update(queries.targets)
         return PreparedData(train: train, queries: queries, test: test, hash: h.hex, standardizer: standardizer)
+    }
+
+    /// A constant training target has standard deviation 0: standardising it divides by zero
+    /// and every R² against it is undefined, so it is refused, naming the column.
+    static func refuseConstantTargets(_ train: Dataset, config c: ExperimentConfig, path: String) throws {
+        let w = train.targetWidth
+        for k in 0..<w where (0..<train.count).allSatisfy({ train.targets[$0 * w + k] == train.targets[k] }) {
+            throw AstraError("\(path): target column '\(c.target ?? String(k))' is constant (\(train.targets[k]) in all \(train.count) training rows, std 0); standardisation and R² are undefined; choose another --target")
+        }
+    }
+
+    /// The network (input width from the data, --hidden, outputs) is valid and it, with a
+    /// training batch of activations, fits in memory: checked here, where the widths are first
+    /// known, so an absurd --hidden is one line rather than an aborted allocation.
+    static func checkShapeFits(_ c: ExperimentConfig, train: Dataset, source: String) throws {
+        let widths = [train.featureCount] + c.hidden + [train.outputCount]
+        let shape = try NetworkShape.validated(widths: widths, source: "--hidden with \(source)", fix: "use smaller --hidden widths")
+        // Weights, gradient, momentum, plus two activations per layer for a batch.
+        let batch = min(c.recipe.batchSize, max(train.count, 1))
+        let total = MemoryBudget.sum([MemoryBudget.product([batch, widths.reduce(0, +), 2]), MemoryBudget.product([shape.parameterCount, 3])])
+        try MemoryBudget.check(count: total, elementSize: MemoryLayout<Float>.stride,
+                               what: "training a \(shape) network with batches of \(batch)", fix: "use smaller --hidden widths or --batch-size")
+    }
+
+    /// The ground truth's arrays (masks M×N uint8, raw M×R×Q float32, means M×Q float64) fit
+    /// in memory: --masks and --repeats are refused here, with the size, rather than by an
+    /// aborted allocation when `groundtruth` starts.
+    static func checkGroundTruthFits(_ c: ExperimentConfig, trainCount n: Int, queryCount q: Int) throws {
+        let total = MemoryBudget.sum([MemoryBudget.product([c.masks, n]), MemoryBudget.product([c.masks, c.repeats, q, 4]),
+                                      MemoryBudget.product([c.masks, q, 8])])
+        try MemoryBudget.check(count: total, elementSize: 1, what: "the ground truth of --masks \(c.masks) × --repeats \(c.repeats) on \(n) training rows and \(q) queries",
+                               fix: "use fewer --masks or --repeats")
     }
 
     static func splitSource(_ s: String) throws -> (String, String) {

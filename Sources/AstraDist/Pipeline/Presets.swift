@@ -2,7 +2,7 @@ import Foundation
 
 /// The paper's settings (spec §10) and the small default `digits`.
 public enum Presets {
-    public static let names = ["digits", "concrete", "mnist", "fashion-mnist", "fashion-mnist-n", "csv"]
+    public static let names = ["digits", "concrete", "mnist", "mnist-cnn", "fashion-mnist", "fashion-mnist-n", "csv"]
 
     /// `repoData`: the repository's `data/` folder; `sharedData`: `../shared/data`.
     public static func config(_ name: String, dataRoot: DataRoots) throws -> ExperimentConfig {
@@ -27,6 +27,13 @@ public enum Presets {
                                     recipe: noisy ? TrainingRecipe(learningRate: 0.01, momentum: 0.9, weightDecay: 3e-5, batchSize: 64, epochs: 3)
                                                   : TrainingRecipe(learningRate: 0.03, momentum: 0.9, weightDecay: 1e-3, batchSize: 64, epochs: 20),
                                     seeds: [0], damping: noisy ? 0.10 : 0.0052, masks: 100, repeats: 50, alpha: 0.5)
+        case "mnist-cnn":
+            // The convolutional setting (issue 16): MNIST with the `cnn` architecture (two conv +
+            // pool stages and a linear head, 0.79 M multiply-adds per image); costs in docs/results.md.
+            var c = try config("mnist", dataRoot: dataRoot)
+            c.setting = name; c.architecture = "cnn"; c.hidden = []; c.trainSize = 4096
+            c.recipe = TrainingRecipe(learningRate: 0.05, momentum: 0.9, weightDecay: 1e-3, batchSize: 64, epochs: 5)
+            return c
         case "csv":
             // A user's regression CSV (`--data csv:PATH --target COL`) with the Concrete recipe;
             // 85% of rows train, queries from the rest.

@@ -12,16 +12,26 @@ public final class RunContext: @unchecked Sendable {
     /// The model seeds this command processes (`--seeds`, default the configuration's).
     public let seeds: [UInt64]
 
-    public init(comm: Communicator, workspace: WorkDirectory, config: ExperimentConfig, data: PreparedData, threads: Int, seeds: [UInt64]? = nil) {
+    /// The network of the configuration on this data.
+    public let shape: NetworkShape
+
+    /// Throws if the configuration's architecture does not fit the data.
+    public init(comm: Communicator, workspace: WorkDirectory, config: ExperimentConfig, data: PreparedData, threads: Int, seeds: [UInt64]? = nil) throws {
         self.comm = comm; self.workspace = workspace; self.config = config; self.data = data; self.threads = threads
         self.seeds = seeds ?? config.seeds
+        shape = try Self.networkShape(config: config, data: data)
     }
 
-    /// The network: the configuration's operation list, else its MLP.
-    public var shape: NetworkShape {
+    /// The network `config` describes for `data`: a named architecture or the MLP of `hidden`.
+    /// Throws if the architecture does not fit the data.
+    public static func networkShape(config: ExperimentConfig, data: PreparedData) throws -> NetworkShape {
+        // An imported model's operation list, else a named architecture, else the MLP of `hidden`.
         if let ops = config.operations { return NetworkShape(operations: ops) }
-        return NetworkShape(widths: [data.train.featureCount] + config.hidden + [data.train.outputCount],
-                     activation: config.activation.flatMap(Pointwise.init(rawValue:)) ?? .relu)
+        let activation = config.activation.flatMap(Pointwise.init(rawValue:)) ?? .relu
+        if let name = config.architecture {
+            return try Architectures.shape(name, features: data.train.featureCount, classes: data.train.outputCount, activation: activation)
+        }
+        return NetworkShape(widths: [data.train.featureCount] + config.hidden + [data.train.outputCount], activation: activation)
     }
 
     /// Progress and results for people: rank 0 only, on stderr, flushed at once.
@@ -31,8 +41,12 @@ public final class RunContext: @unchecked Sendable {
     }
 
     /// Loads the trained model of `seed`, refusing one trained on another config or data.
-    public func loadModel(seed: UInt64) throws -> (Network<Float>, ModelDescription) {
-        let dir = workspace.modelDirectory(seed: seed)
+    public func loadModel(seed: UInt64) throws -> (Network<Float>, ModelDescription) { try loadModel(ModelReference(seed: seed)) }
+
+    /// Loads the model `reference` (a seed's final weights, a checkpoint or a SOURCE segment),
+    /// refusing one made on another config or data.
+    public func loadModel(_ reference: ModelReference) throws -> (Network<Float>, ModelDescription) {
+        let dir = workspace.modelDirectory(reference)
         let (net, d) = try ModelStore.load(from: dir)
         guard d.configHash == config.hash, d.dataHash == data.hash, d.shape == shape else {
             throw AstraError("\(dir)/model.json was trained on another configuration or data; re-run `astra-dist train --workdir \(workspace.root)`")

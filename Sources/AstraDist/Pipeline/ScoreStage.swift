@@ -61,8 +61,10 @@ public enum ScoreStage {
     }
 
     public static func run(_ ctx: RunContext, _ req: Request) throws {
+        if req.method == .tracin { return try TracInStage.run(ctx, req) }
+        if req.method == .trak { return try TRAKStage.run(ctx, TRAKStage.resolved(req, ctx)) }
         let comm = ctx.comm
-        let querySet = req.queries ?? QuerySet(name: "default", data: ctx.data.queries, sources: ctx.data.queries.globalIndex.map { "test:\($0)" })
+        let (querySet, name) = try begin(ctx, req)
         let q = querySet.data.count, n = ctx.data.train.count
         let groups = req.groups ?? defaultGroups(ranks: comm.size, queries: q)
         guard groups >= 1, comm.size % groups == 0, groups <= max(q, 1) else {
@@ -72,13 +74,11 @@ public enum ScoreStage {
         let gcomm = groups == 1 ? comm : comm.split(color: group, key: comm.rank)
         let myQueries = blockRange(count: q, rank: group, size: groups)
         let shard = blockRange(count: n, rank: gcomm.rank, size: gcomm.size)
-        setBLASThreads(ctx.threads)
-        let name = req.resultName(defaultDamping: ctx.config.damping)
-        try ScoreFiles.checkName(ctx.workspace, name: name, settings: req.settings, derived: req.name == nil)
 
         for seed in ctx.seeds {
             let (net, model) = try ctx.loadModel(seed: seed)
-            let ekfac = req.method.usesEigenbasis ? try FitStage.load(ctx, seed: seed, model: model, mode: req.fisher) : nil
+            let source = req.method.isSource ? try SourceStage.prepare(ctx, seed: seed, model: model, options: req.options, fisher: req.fisher) : nil
+            let ekfac = req.method.usesEigenbasis && source == nil ? try FitStage.load(ctx, seed: seed, model: model, mode: req.fisher) : nil
             ctx.log("score: \(req.method.rawValue), seed \(seed): \(q) queries × \(n) training examples on \(comm.size) rank(s) in \(groups) query group(s)")
             var seconds: [String: Double] = ["queryGradients": 0, "solve": 0, "contraction": 0]
             var local = [Float](), reports: [SolverReport] = []
@@ -93,6 +93,12 @@ public enum ScoreStage {
                 let checkpoint = SolverCheckpoint(path: stateDirectory + "/block-\(block.lowerBound)-\(block.upperBound).bin",
                                                   provenance: ["data": ctx.data.hash, "config": ctx.config.hash, "querySet": querySet.name,
                                                                "queryBlock": "\(block.lowerBound)-\(block.upperBound)"])
+                if let source {
+                    let (tau, r) = try source.scores(v, req, train: ctx.data.train, rows: shard, comm: gcomm, seconds: &seconds,
+                                                     progress: group == 0 ? { ctx.log("score: " + $0) } : nil, checkpoint: checkpoint)
+                    local += tau; reports += r; blockStart = block.upperBound
+                    continue
+                }
                 let (x, report) = try IHVPSolver.solve(v, network: net, train: ctx.data.train, ekfac: ekfac,
                                                        options: req.options, comm: gcomm, progress: group == 0 ? { ctx.log("score: " + $0) } : nil,
                                                        checkpoint: checkpoint)
@@ -105,42 +111,28 @@ public enum ScoreStage {
                 local += tau
                 blockStart = block.upperBound
             }
-            // Gather (group queries × shard) pieces to rank 0 and place them.
-            let header = [Int64(myQueries.lowerBound), Int64(myQueries.count), Int64(shard.lowerBound), Int64(shard.count)]
-            var bytes = header.withUnsafeBytes { Array($0) }
-            bytes += local.withUnsafeBytes { Array($0) }
             // `local` is (this group's queries × this rank's shard), row-major: blocks were appended in query order.
-            let pieces = comm.gatherv(bytes, root: 0)
+            let gathered = gatherMatrix(local, rows: myQueries, columns: shard, shape: (q, n), comm: comm)
             // One copy of each group's reports (its batch-slice ranks hold the same ones).
             let reportJSON = try JSONEncoder().encode(gcomm.rank == 0 ? reports : [])
             let allReports = comm.gatherv(Array(reportJSON), root: 0)
             // Sorted: dictionary order differs between processes, collectives must not.
             for k in seconds.keys.sorted() { seconds[k] = comm.allreduceMax(seconds[k]!) }
-            if let pieces, let allReports {
-                var scores = [Float](repeating: 0, count: q * n)
-                for p in pieces {
-                    let h = p.withUnsafeBytes { Array($0.bindMemory(to: Int64.self).prefix(4)) }
-                    let q0 = Int(h[0]), qc = Int(h[1]), m0 = Int(h[2]), mc = Int(h[3])
-                    p.withUnsafeBytes { raw in
-                        let vals = (raw.baseAddress! + 32).assumingMemoryBound(to: Float.self)
-                        for i in 0..<qc { for j in 0..<mc { scores[(q0 + i) * n + m0 + j] = vals[i * mc + j] } }
-                    }
-                }
-                guard scores.allSatisfy(\.isFinite) else { throw AstraError("score: \(req.method.rawValue) gave non-finite scores (the solve diverged); \(divergenceAdvice(req.method))") }
+            if let scores = gathered, let allReports {
                 let groupReports = try allReports.map { try JSONDecoder().decode([SolverReport].self, from: Data($0)) }.flatMap { $0 }
                 var meta = metadata(ctx, req, seed: seed, model: model, querySet: querySet, reports: groupReports, seconds: seconds)
-                meta.name = name; meta.options = req.options
-                if req.method.usesEigenbasis { meta.fisher = req.fisher; meta.factorsHash = try factorsHash(ctx, seed: seed) }
-                var written = try ScoreFiles.write(scores, queries: q, trainIndex: ctx.data.train.globalIndex, metadata: meta, ws: ctx.workspace)
+                meta.name = name
+                if req.method.usesEigenbasis { meta.fisher = req.fisher; meta.factorsHash = try source?.factorsHash ?? factorsHash(ctx, seed: seed) }
+                source?.annotate(&meta, statedDamping: ctx.config.damping)
+                var written = try write(scores, ctx, req, meta: meta, network: net, queries: querySet.data,
+                                        advice: "the solve diverged; " + divergenceAdvice(req.method))
                 if let path = req.tracePath {
                     let trace = SolverReport.meanTrace(groupReports)
                     try AtomicFile.write("iteration,objective,seconds\n" + trace.map { "\($0.iteration),\($0.objective),\($0.seconds)" }.joined(separator: "\n") + "\n", to: path)
                 }
                 if let path = req.tracePath { written.append(path) }
-                if req.top > 0 { written.append(try writeTop(scores, network: net, queries: querySet.data, train: ctx.data.train, k: req.top, meta: meta, ctx: ctx)) }
                 if let last = meta.solver["finalObjective"]?.number { ctx.log("score: final objective h = \(last) (the mean over queries, as recorded in the .json)") }
-                print(written.map { "wrote " + $0 }.joined(separator: "\n"))
-                fflush(nil)
+                report(written)
                 // The scores are written: the solver states (and any temp file of a killed save) are spent.
                 try? FileManager.default.removeItem(atPath: stateDirectory)
                 ctx.log(String(format: "score: seed %llu done: query gradients %.2f s, solve %.2f s, contraction %.2f s", seed,
@@ -148,6 +140,57 @@ public enum ScoreStage {
             }
             comm.barrier()
         }
+    }
+
+    /// What every method's scoring starts with: the query set (the workspace's unless
+    /// `req.queries`), the result's name, checked against what is filed under it, and the
+    /// BLAS thread count.
+    static func begin(_ ctx: RunContext, _ req: Request) throws -> (QuerySet, String) {
+        let querySet = req.queries ?? QuerySet(name: "default", data: ctx.data.queries, sources: ctx.data.queries.globalIndex.map { "test:\($0)" })
+        setBLASThreads(ctx.threads)
+        let name = req.resultName(defaultDamping: ctx.config.damping)
+        try ScoreFiles.checkName(ctx.workspace, name: name, settings: req.settings, derived: req.name == nil)
+        return (querySet, name)
+    }
+
+    /// Gathers every rank's piece (`rows` × `columns`, row-major) of a `shape` matrix to rank 0
+    /// and places it: the whole matrix on rank 0, nil elsewhere. Collective.
+    static func gatherMatrix(_ local: [Float], rows: Range<Int>, columns: Range<Int>, shape: (rows: Int, columns: Int), comm: Communicator) -> [Float]? {
+        precondition(local.count == rows.count * columns.count, "gatherMatrix: \(local.count) values for \(rows.count)×\(columns.count)")
+        let header = [Int64(rows.lowerBound), Int64(rows.count), Int64(columns.lowerBound), Int64(columns.count)]
+        let bytes = header.withUnsafeBytes { Array($0) } + local.withUnsafeBytes { Array($0) }
+        guard let pieces = comm.gatherv(bytes, root: 0) else { return nil }
+        let n = shape.columns
+        var out = [Float](repeating: 0, count: shape.rows * n)
+        for p in pieces {
+            let h = p.withUnsafeBytes { Array($0.bindMemory(to: Int64.self).prefix(4)) }
+            let q0 = Int(h[0]), qc = Int(h[1]), m0 = Int(h[2]), mc = Int(h[3])
+            p.withUnsafeBytes { raw in
+                let vals = (raw.baseAddress! + 32).assumingMemoryBound(to: Float.self)
+                for i in 0..<qc { for j in 0..<mc { out[(q0 + i) * n + m0 + j] = vals[i * mc + j] } }
+            }
+        }
+        return out
+    }
+
+    /// Rank 0: refuses non-finite scores (`advice` says what to change), then writes a seed's
+    /// scores and metadata (with `req.options`) and, with `--top`, its top-k file.
+    /// Writes a seed's scores (refusing non-finite ones: `advice` says why they would be), the
+    /// metadata with the request's options, and top.json with `--top`; returns the paths written.
+    static func write(_ scores: [Float], _ ctx: RunContext, _ req: Request, meta: ScoreMetadata, network: Network<Float>, queries: Dataset,
+                      advice: String) throws -> [String] {
+        guard scores.allSatisfy(\.isFinite) else { throw AstraError("score: \(req.method.rawValue) gave non-finite scores (\(advice))") }
+        var meta = meta
+        meta.options = req.options
+        var written = try ScoreFiles.write(scores, queries: meta.queries.count, trainIndex: ctx.data.train.globalIndex, metadata: meta, ws: ctx.workspace)
+        if req.top > 0 { written.append(try writeTop(scores, network: network, queries: queries, train: ctx.data.train, k: req.top, meta: meta, ctx: ctx)) }
+        return written
+    }
+
+    /// Prints the files a seed's scoring wrote, one `wrote PATH` line each (stdout, rank 0).
+    static func report(_ written: [String]) {
+        print(written.map { "wrote " + $0 }.joined(separator: "\n"))
+        fflush(nil)
     }
 
     /// `scores/NAME/STEM.state/`: the solver states of a seed's blocks while it is scored

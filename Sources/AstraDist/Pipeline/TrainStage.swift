@@ -43,7 +43,8 @@ public enum TrainStage {
         let metrics = TrainingMetrics(train: net.evaluate(on: ctx.data.train), test: net.evaluate(on: ctx.data.test), seconds: seconds)
         try WorkDirectory.writeJSON(metrics, to: dir + "/metrics.json")
         try ModelStore.save(net, description: describe(ctx, net, seed: seed, steps: steps, checkpoints: checkpoints), to: dir)
-        let quality = metrics.test.accuracy.map { String(format: "test accuracy %.4f", $0) } ?? String(format: "test R² %.4f", metrics.test.r2 ?? .nan)
+        let r2 = metrics.test.r2.flatMap { $0.isFinite ? String(format: "test R² %.4f", $0) : nil } ?? "test R² undefined (constant held-out target)"
+        let quality = metrics.test.accuracy.map { String(format: "test accuracy %.4f", $0) } ?? r2
         FileHandle.standardError.write(Data("train: seed \(seed) done in \(String(format: "%.2f", seconds)) s, train loss \(String(format: "%.4f", metrics.train.loss)), \(quality)\n".utf8))
     }
 

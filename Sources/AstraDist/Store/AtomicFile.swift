@@ -35,7 +35,7 @@ public enum AtomicFile {
     }
 
     public static func write(_ bytes: [UInt8], to path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = FilePath.parent(of: path)
         do { try FileManager.default.createDirectory(atPath: dir.isEmpty ? "." : dir, withIntermediateDirectories: true) }
         catch { throw AstraError("cannot create directory \(dir.isEmpty ? "." : dir) for \(path): a file is in the way or the parent is not writable; remove it or choose another --workdir") }
         let tmp = temporaryPath(for: path)

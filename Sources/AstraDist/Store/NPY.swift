@@ -68,11 +68,14 @@ public enum NPY {
     }
 
     /// Parses `.npy` bytes; `path` only names the file in errors.
+    /// Checks the magic, the version (1–3) and header length, the dtype, C order, a shape of
+    /// non-negative integers whose element count and byte size do not overflow, and that the
+    /// data is exactly that many bytes. Throws an `AstraError` naming `path` otherwise.
     public static func decode(_ b: [UInt8], path: String) throws -> Content {
         let raw = try decodeAny(b, path: path)
         guard let dtype = DType(rawValue: raw.descr) else { throw invalid(path, "unsupported dtype \(raw.descr)") }
-        guard raw.bytes.count == raw.shape.reduce(1, *) * dtype.size else {
-            throw invalid(path, "expected \(raw.shape.reduce(1, *) * dtype.size) data bytes for shape \(raw.shape), found \(raw.bytes.count): truncated")
+        guard let size = MemoryBudget.product(raw.shape + [dtype.size]), raw.bytes.count == size else {
+            throw invalid(path, "expected \(MemoryBudget.product(raw.shape + [dtype.size]).map(String.init) ?? "too many") data bytes for shape \(raw.shape), found \(raw.bytes.count): truncated")
         }
         return Content(dtype: dtype, shape: raw.shape, bytes: raw.bytes)
     }
@@ -86,20 +89,31 @@ public enum NPY {
         func bad(_ why: String) -> AstraError { invalid(path, why) }
         guard b.count >= 10, b[0] == 0x93, Array(b[1..<6]) == Array("NUMPY".utf8) else { throw bad("bad magic") }
         let major = b[6]
+        guard (1...3).contains(major) else { throw bad("unknown format version \(major)") }
         guard major == 1 || b.count >= 12 else { throw bad("truncated header") }
         let (hlen, start): (Int, Int) = major == 1 ? (Int(b[8]) | Int(b[9]) << 8, 10)
             : (Int(b[8]) | Int(b[9]) << 8 | Int(b[10]) << 16 | Int(b[11]) << 24, 12)
-        guard b.count >= start + hlen else { throw bad("truncated header") }
+        guard b.count - start >= hlen else { throw bad("truncated header: \(hlen) header bytes announced, \(b.count - start) present") }
         let header = String(decoding: b[start..<(start + hlen)], as: UTF8.self)
         guard let d = header.range(of: "'descr': '") else { throw bad("no dtype") }
         let descr = String(header[d.upperBound...].prefix { $0 != "'" })
         guard !header.contains("'fortran_order': True") else { throw bad("Fortran order") }
         guard let s = header.range(of: "'shape': (") else { throw bad("no shape") }
         let shapeText = header[s.upperBound...].prefix { $0 != ")" }
-        let shape = shapeText.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        var shape: [Int] = []
+        for part in shapeText.split(separator: ",") {
+            let t = part.trimmingCharacters(in: .whitespaces)
+            if t.isEmpty { continue }
+            guard let n = Int(t), n >= 0 else { throw bad("shape (\(shapeText)) is not a list of non-negative integers") }
+            shape.append(n)
+        }
+        guard let count = MemoryBudget.product(shape) else { throw bad("shape \(shape) has more elements than any file can hold: corrupt header") }
         let dataStart = start + hlen
-        if let size = TensorArchive.size(of: descr), b.count != dataStart + shape.reduce(1, *) * size {
-            throw bad("expected \(shape.reduce(1, *) * size) data bytes for shape \(shape), found \(b.count - dataStart): truncated")
+        if let elementSize = TensorArchive.size(of: descr) {
+            guard let size = MemoryBudget.product([count, elementSize]) else { throw bad("shape \(shape) has more bytes than any file can hold: corrupt header") }
+            guard b.count - dataStart == size else {
+                throw bad("expected \(size) data bytes for shape \(shape), found \(b.count - dataStart): \(b.count - dataStart < size ? "truncated" : "trailing bytes")")
+            }
         }
         return RawContent(descr: descr, shape: shape, bytes: Array(b[dataStart...]))
     }

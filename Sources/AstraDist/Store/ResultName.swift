@@ -23,7 +23,10 @@ public enum ResultName {
     /// exact solver has no step), as are those that only change what is reported
     /// (`trace-every`) or guarded (`exact-limit`).
     public static func settings(_ o: SolverOptions, fisher: FisherMode) -> [Setting] {
-        var s: [Setting] = [Setting("damping", canonical(o.damping))]
+        // tracin has no options (its checkpoints are configuration); trak only k.
+        guard o.method.solvesIHVP else { return o.projectionDimension.map { [Setting("projection-dim", "\($0)")] } ?? [] }
+        // SOURCE's damping comes from its segments (λ_ℓ = 1/(η̄_ℓK_ℓ)), not from --damping.
+        var s: [Setting] = o.method.isSource ? [Setting("segments", "\(o.segments ?? 3)")] : [Setting("damping", canonical(o.damping))]
         if o.method.usesEigenbasis { s.append(Setting("fisher", fisher.rawValue)) }
         guard o.method.isIterative else { return s }
         s.append(Setting("iterations", "\(o.iterations)"))

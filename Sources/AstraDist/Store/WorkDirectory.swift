@@ -43,12 +43,20 @@ public struct WorkDirectory: Sendable {
     public var groundTruthDirectory: String { root + "/groundtruth" }
     public func ldsPath(method: String) -> String { root + "/lds/\(method).json" }
 
-    /// Loads `config.json`, or nil if the workspace has none yet.
+    /// Loads `config.json`, or nil if the workspace has none yet. Throws, naming the file and
+    /// the key, if it is not a valid configuration (see `decodeConfig`).
     public func loadConfig() throws -> ExperimentConfig? {
         guard FileManager.default.fileExists(atPath: configPath) else { return nil }
-        let bytes = try AtomicFile.read(configPath, hint: "")
-        do { return try JSONDecoder().decode(ExperimentConfig.self, from: Data(bytes)) }
-        catch { throw AstraError("\(configPath) is not a valid configuration (\(error)); fix it or start a new --workdir") }
+        return try Self.decodeConfig(AtomicFile.read(configPath, hint: ""), path: configPath)
+    }
+
+    /// Parses and validates the bytes of a `config.json` at `path` (which names the file in
+    /// errors): the key path of a missing or mistyped key, or the value `validate` refuses.
+    public static func decodeConfig(_ bytes: [UInt8], path: String) throws -> ExperimentConfig {
+        let fix = "fix it or start a new --workdir"
+        let c = try JSONFile.decode(ExperimentConfig.self, from: bytes, path: path, hint: fix)
+        do { try c.validate(origin: { "\(path) key \($0)" }) } catch let e as AstraError { throw AstraError("\(e.message); \(fix)") }
+        return c
     }
 
     /// Fixes the configuration of a workspace: writes it if new, else requires it unchanged.
@@ -64,16 +72,13 @@ public struct WorkDirectory: Sendable {
         try AtomicFile.write(config.canonicalJSON() + "\n", to: configPath)
     }
 
-    /// Writes a JSON object atomically.
+    /// Writes a JSON object atomically (sorted keys; NaN and ±Inf as `null`, see `JSONFile`).
     public static func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .prettyPrinted]
-        try AtomicFile.write(String(decoding: try e.encode(value), as: UTF8.self) + "\n", to: path)
+        try AtomicFile.write(JSONFile.encode(value) + [0x0a], to: path)
     }
+    /// Reads a JSON file as `T`; errors name `path`, the key path that is wrong, and `hint`.
     public static func readJSON<T: Decodable>(_ type: T.Type, from path: String, hint: String) throws -> T {
-        let bytes = try AtomicFile.read(path, hint: hint)
-        do { return try JSONDecoder().decode(type, from: Data(bytes)) }
-        catch { throw AstraError("\(path) is corrupt or from another version (\(error)); \(hint)") }
+        try JSONFile.decode(type, from: AtomicFile.read(path, hint: hint), path: path, hint: hint)
     }
 }
 
@@ -110,6 +115,7 @@ public struct TrainingMetrics: Codable, Sendable {
     public var train: Evaluation
     public var test: Evaluation
     public var seconds: Double
+    public init(train: Evaluation, test: Evaluation, seconds: Double) { self.train = train; self.test = test; self.seconds = seconds }
 }
 
 /// Saves and loads trained networks.
@@ -123,12 +129,25 @@ public enum ModelStore {
         try WorkDirectory.writeJSON(description, to: dir + "/model.json")
     }
 
+    /// Parses the bytes of a `model.json` at `path`: its keys, and widths that make a valid
+    /// network whose weights fit in memory (`NetworkShape.validated`).
+    public static func decodeDescription(_ bytes: [UInt8], path: String) throws -> (ModelDescription, NetworkShape) {
+        let hint = "train it with `astra-dist train`"
+        let d = try JSONFile.decode(ModelDescription.self, from: bytes, path: path, hint: hint)
+        let widthsShape = try NetworkShape.validated(widths: d.widths, source: path, fix: "re-run `astra-dist train`")
+        if let ops = d.operations, let problem = NetworkShape.problem(with: ops) { throw AstraError("\(path): \(problem); re-run `astra-dist train`") }
+        let shape = d.operations.map { NetworkShape(operations: $0) } ?? widthsShape
+        guard shape.widths == d.widths else { throw AstraError("\(path): operations do not match widths; re-run `astra-dist train`") }
+        guard d.steps >= 0, d.checkpoints.allSatisfy({ $0 > 0 }) else {
+            throw AstraError("\(path): negative steps or checkpoint steps; re-run `astra-dist train`")
+        }
+        return (d, shape)
+    }
+
     /// Loads `dir`, checking every layer's shape and the parameter hash.
     public static func load(from dir: String) throws -> (Network<Float>, ModelDescription) {
         let hint = "train it with `astra-dist train`"
-        let d = try WorkDirectory.readJSON(ModelDescription.self, from: dir + "/model.json", hint: hint)
-        if let ops = d.operations, let problem = NetworkShape.problem(with: ops) { throw AstraError("\(dir)/model.json: \(problem); \(hint)") }
-        let shape = d.shape
+        let (d, shape) = try decodeDescription(AtomicFile.read(dir + "/model.json", hint: hint), path: dir + "/model.json")
         var p = [Float](); p.reserveCapacity(shape.parameterCount)
         for l in 0..<shape.layerCount {
             let path = dir + "/layer-\(l).npy", layer = shape.layer(l)

@@ -1,0 +1,144 @@
+/// A max-pool over windows of an image in the (position, channel) layout of `Conv2dLayer`
+/// (`[y, x, c]` per example), no padding (PyTorch's `nn.MaxPool2d(kernel, stride)`); a
+/// global max-pool is the window of the whole image.
+public struct MaxPool2d: Equatable, Sendable {
+    public let channels: Int
+    public let height: Int
+    public let width: Int
+    public let windowHeight: Int
+    public let windowWidth: Int
+    public let stride: Int
+
+    /// Square windows of side `kernel`. Precondition: positive sizes, the window fits.
+    public init(channels: Int, height: Int, width: Int, kernel: Int, stride: Int) {
+        self.init(channels: channels, height: height, width: width, windowHeight: kernel, windowWidth: kernel, stride: stride)
+    }
+    /// The whole image per channel (`AdaptiveMaxPool2d(1)`): output C values.
+    public static func global(channels: Int, height: Int, width: Int) -> MaxPool2d {
+        MaxPool2d(channels: channels, height: height, width: width, windowHeight: height, windowWidth: width, stride: 1)
+    }
+    private init(channels: Int, height: Int, width: Int, windowHeight: Int, windowWidth: Int, stride: Int) {
+        precondition(channels > 0 && height > 0 && width > 0 && windowHeight > 0 && windowWidth > 0 && stride > 0, "MaxPool2d: sizes must be positive")
+        precondition(windowHeight <= height && windowWidth <= width, "MaxPool2d: window larger than the \(height)×\(width) image")
+        self.channels = channels; self.height = height; self.width = width
+        self.windowHeight = windowHeight; self.windowWidth = windowWidth; self.stride = stride
+    }
+
+    public var outHeight: Int { (height - windowHeight) / stride + 1 }
+    public var outWidth: Int { (width - windowWidth) / stride + 1 }
+    public var inputWidth: Int { height * width * channels }
+    public var outputWidth: Int { outHeight * outWidth * channels }
+
+    /// `body(output index, input index of its window's maximum)` for one example's input
+    /// `x` (ties: the first in row-major window order).
+    @inline(__always)
+    func forEachMaximum<T: BLASScalar>(_ x: UnsafePointer<T>, _ body: (Int, Int) -> Void) {
+        for oy in 0..<outHeight {
+            for ox in 0..<outWidth {
+                let corner = (oy * stride * width + ox * stride) * channels
+                for c in 0..<channels {
+                    var best = corner + c
+                    for i in 0..<windowHeight {
+                        for j in 0..<windowWidth {
+                            let at = corner + (i * width + j) * channels + c
+                            if x[at] > x[best] { best = at }
+                        }
+                    }
+                    body((oy * outWidth + ox) * channels + c, best)
+                }
+            }
+        }
+    }
+}
+
+/// Parameter-free operations that are linear given their input's pattern (piecewise
+/// linear), so their second derivative is zero wherever it exists and the R-operator of
+/// their backward pass is their transpose: max-pools, `Flatten` and a constant `Scale`.
+/// Each provides forward, the Jacobian-vector product of Q tangents and its transpose
+/// (the backward pass is the transpose with Q = 1). Adding one: a case here, its coding in
+/// `NetworkOperation`, an entry in `OperationConformanceTests`.
+public enum SpatialOperation: Equatable, Sendable {
+    case maxPool(MaxPool2d)
+    case globalMaxPool(MaxPool2d)
+    /// (position, channel) `[y, x, c]` to PyTorch's NCHW order `[c, y, x]`, so a PyTorch
+    /// linear head after `nn.Flatten()` lines up.
+    case flatten(channels: Int, height: Int, width: Int)
+    /// `y = factor·x` (any width).
+    case scale(Double)
+
+    /// The input width the operation requires (nil: any; the width is kept).
+    public var requiredInputWidth: Int? {
+        switch self {
+        case .maxPool(let p), .globalMaxPool(let p): p.inputWidth
+        case .flatten(let c, let h, let w): c * h * w
+        case .scale: nil
+        }
+    }
+    public func outputWidth(input: Int) -> Int {
+        switch self {
+        case .maxPool(let p), .globalMaxPool(let p): p.outputWidth
+        case .flatten, .scale: input
+        }
+    }
+
+    /// `y = f(x)` for B examples of `width` inputs.
+    func forward<T: BLASScalar>(_ x: UnsafePointer<T>, into y: UnsafeMutablePointer<T>, batch: Int, width: Int) {
+        switch self {
+        case .maxPool(let p), .globalMaxPool(let p):
+            for b in 0..<batch {
+                let xb = x + b * p.inputWidth, yb = y + b * p.outputWidth
+                p.forEachMaximum(xb) { o, i in yb[o] = xb[i] }
+            }
+        case .flatten(let c, let h, let w):
+            for b in 0..<batch { permuteToChannelMajor(x + b * width, into: y + b * width, channels: c, pixels: h * w, inverse: false) }
+        case .scale(let factor):
+            let s = T(factor)
+            for k in 0..<(batch * width) { y[k] = s * x[k] }
+        }
+    }
+
+    /// `out[b,q] = J(pre_b) t[b,q]` for Q tangents (t B×(Q·width), out B×(Q·outputWidth)).
+    func tangent<T: BLASScalar>(_ t: UnsafePointer<T>, pre: UnsafePointer<T>, into out: UnsafeMutablePointer<T>, batch: Int, queries: Int, width: Int) {
+        switch self {
+        case .maxPool(let p), .globalMaxPool(let p):
+            let iw = p.inputWidth, ow = p.outputWidth
+            for b in 0..<batch {
+                p.forEachMaximum(pre + b * iw) { o, i in
+                    for q in 0..<queries { out[(b * queries + q) * ow + o] = t[(b * queries + q) * iw + i] }
+                }
+            }
+        case .flatten, .scale:
+            // Independent of the input: the forward map itself, on B·Q examples.
+            forward(t, into: out, batch: batch * queries, width: width)
+        }
+    }
+
+    /// `out[b,q] = J(pre_b)ᵀ g[b,q]` (g B×(Q·outputWidth), out B×(Q·width)): the backward
+    /// pass (Q = 1), the transposed walk and, the second derivative being zero, the R-operator.
+    func transpose<T: BLASScalar>(_ g: UnsafePointer<T>, pre: UnsafePointer<T>, into out: UnsafeMutablePointer<T>, batch: Int, queries: Int, width: Int) {
+        switch self {
+        case .maxPool(let p), .globalMaxPool(let p):
+            let iw = p.inputWidth, ow = p.outputWidth
+            out.initialize(repeating: 0, count: batch * queries * iw)
+            for b in 0..<batch {
+                p.forEachMaximum(pre + b * iw) { o, i in
+                    for q in 0..<queries { out[(b * queries + q) * iw + i] += g[(b * queries + q) * ow + o] }
+                }
+            }
+        case .flatten(let c, let h, let w):
+            for e in 0..<(batch * queries) { permuteToChannelMajor(g + e * width, into: out + e * width, channels: c, pixels: h * w, inverse: true) }
+        case .scale:
+            forward(g, into: out, batch: batch * queries, width: width)
+        }
+    }
+}
+
+/// `out[c·P + p] = x[p·C + c]` (or the inverse permutation) for one example of P pixels.
+@inline(__always)
+private func permuteToChannelMajor<T: BLASScalar>(_ x: UnsafePointer<T>, into out: UnsafeMutablePointer<T>, channels: Int, pixels: Int, inverse: Bool) {
+    for p in 0..<pixels {
+        for c in 0..<channels {
+            if inverse { out[p * channels + c] = x[c * pixels + p] } else { out[c * pixels + p] = x[p * channels + c] }
+        }
+    }
+}
