@@ -5,14 +5,16 @@ import XCTest
 /// The convolutional setting (`mnist-cnn`) through the built executable at tiny sizes: every
 /// command runs on it, and fit and EK-FAC scores do not depend on the rank count.
 final class ConvolutionalSettingTests: XCTestCase {
-    static let tiny = ["--setting", "mnist-cnn", "--train-size", "48", "--query-size", "3", "--epochs", "1", "--batch-size", "16",
-                       "--masks", "4", "--repeats", "1", "--seeds", "0"]
+    /// The configuration (given to `train`, which creates the workspace) and the sweep size (`groundtruth`).
+    static let tiny = ["--setting", "mnist-cnn", "--train-size", "48", "--query-size", "3", "--epochs", "1", "--batch-size", "16", "--seeds", "0"]
+    static let sweep = ["--masks", "4", "--repeats", "1"]
 
     func testEveryCommandRunsOnTheCNN() throws {
-        let dir = TestSupport.temporaryDirectory("cnn-pipeline"), ws = ["--workdir", dir] + Self.tiny
+        let dir = TestSupport.temporaryDirectory("cnn-pipeline")
         for args in [["train"], ["fit"], ["score", "--method", "ekfac"], ["score", "--method", "kfac"], ["score", "--method", "identity"],
                      ["score", "--method", "astra", "--iterations", "4"], ["score", "--method", "sni", "--iterations", "4"], ["groundtruth"], ["lds"]] {
-            let r = try TestSupport.run(args + ws, ranks: 1, timeout: 300)
+            let extra = args == ["train"] ? Self.tiny : args == ["groundtruth"] ? Self.sweep : []
+            let r = try TestSupport.run(args + ["--workdir", dir] + extra, ranks: 1, timeout: 300)
             XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
         }
         let model = try String(contentsOfFile: dir + "/models/seed-0/model.json", encoding: .utf8)
@@ -36,7 +38,7 @@ final class ConvolutionalSettingTests: XCTestCase {
             try FileManager.default.copyItem(atPath: base + "/config.json", toPath: dir + "/config.json")
             try FileManager.default.copyItem(atPath: base + "/models", toPath: dir + "/models")
             for args in [["fit"], ["score", "--method", "ekfac"]] {
-                let r = try TestSupport.run(args + ["--workdir", dir] + Self.tiny, ranks: ranks, timeout: 300)
+                let r = try TestSupport.run(args + ["--workdir", dir], ranks: ranks, timeout: 300)
                 XCTAssertEqual(r.status, 0, r.stderr)
             }
             lambdas.append(try (0..<3).map { try NPY.read("\(dir)/factors/seed-0/layer-\($0)-Lambda.npy").doubles })

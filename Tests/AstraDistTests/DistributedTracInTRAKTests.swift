@@ -73,13 +73,18 @@ final class DistributedTracInTRAKTests: XCTestCase {
     func testRefusals() throws {
         let dir = TestSupport.temporaryDirectory("tracin-none")
         XCTAssertEqual(try TestSupport.run(["train", "--workdir", dir] + Self.common).status, 0)
+        // A model trained without checkpoints (workspaces made before the default schedule).
+        let modelJSON = dir + "/models/seed-0/model.json"
+        var model = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: modelJSON))) as? [String: Any])
+        model["checkpoints"] = [Int]()
+        try JSONSerialization.data(withJSONObject: model, options: [.sortedKeys]).write(to: URL(fileURLWithPath: modelJSON))
         let r = try TestSupport.run(["score", "--workdir", dir, "--method", "tracin"], ranks: 2)
         XCTAssertNotEqual(r.status, 0)
         let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }
         XCTAssertEqual(errors.count, 1, r.stderr)
         XCTAssertTrue(r.stderr.contains("--checkpoint-every K, e.g. K = 8"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/scores/tracin/seed-0.npy"))
-        for (flags, text) in [(["--method", "trak", "--damping", "0.1"], "--damping applies to the iHVP methods"),
+        for (flags, text) in [(["--method", "trak", "--damping", "0.1"], "--damping applies to the influence methods"),
                               (["--method", "ekfac", "--projection-dim", "8"], "--projection-dim applies to trak"),
                               (["--method", "tracin", "--query-groups", "2"], "--query-groups applies"),
                               (["--method", "trak", "--projection-dim", "0"], "--projection-dim")] {
