@@ -27,6 +27,20 @@ public struct SVGPlot: Sendable {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.logX = logX
     }
 
+    /// A coordinate as SVG text (one decimal).
+    static func number(_ v: Double) -> String { String(format: "%.1f", v) }
+    /// Text escaped for SVG content.
+    static func escape(_ s: String) -> String { s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
+    /// The opening of every figure: the `<svg>` element, a white background, the title and the
+    /// plot area's frame (`plotWidth` × `plotHeight` at `left`, `top`).
+    static func frame(width: Double, height: Double, title: String, left: Double, top: Double, plotWidth: Double, plotHeight: Double) -> String {
+        let f = number
+        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+            + "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+            + "<text x=\"\(f(width / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">\(escape(title))</text>\n"
+            + "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(plotWidth))\" height=\"\(f(plotHeight))\" fill=\"none\" stroke=\"#444\"/>\n"
+    }
+
     static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
 
     public func render(width: Double = 640, height: Double = 420) -> String {
@@ -39,12 +53,8 @@ public struct SVGPlot: Sendable {
         let pw = width - left - right, ph = height - top - bottom
         func px(_ x: Double) -> Double { left + (fx(x) - x0) / (x1 - x0) * pw }
         func py(_ y: Double) -> Double { top + (1 - (y - y0) / (y1 - y0)) * ph }
-        func f(_ v: Double) -> String { String(format: "%.1f", v) }
-        func esc(_ s: String) -> String { s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        s += "<text x=\"\(f(width / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">\(esc(title))</text>\n"
-        s += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(pw))\" height=\"\(f(ph))\" fill=\"none\" stroke=\"#444\"/>\n"
+        let f = SVGPlot.number, esc = SVGPlot.escape
+        var s = SVGPlot.frame(width: width, height: height, title: title, left: left, top: top, plotWidth: pw, plotHeight: ph)
         // Tick labels at round values: 1-2-5 steps (linear), powers of ten (log).
         for yv in Self.roundTicks(y0, y1) {
             s += "<text x=\"\(f(left - 6))\" y=\"\(f(py(yv) + 4))\" text-anchor=\"end\">\(String(format: "%g", yv))</text>\n"

@@ -23,12 +23,8 @@ public struct SVGStackedBars: Sendable {
         let ups = values.map { $0.filter { $0.isFinite && $0 > 0 }.reduce(0, +) }, downs = values.map { $0.filter { $0.isFinite && $0 < 0 }.reduce(0, +) }
         let y1 = max(ups.max() ?? 1, 1e-12), y0 = min(downs.min() ?? 0, 0)
         func py(_ y: Double) -> Double { top + (1 - (y - y0) / (y1 - y0)) * ph }
-        func f(_ v: Double) -> String { String(format: "%.1f", v) }
-        func esc(_ s: String) -> String { s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        s += "<text x=\"\(f(width / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">\(esc(title))</text>\n"
-        s += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(pw))\" height=\"\(f(ph))\" fill=\"none\" stroke=\"#444\"/>\n"
+        let f = SVGPlot.number, esc = SVGPlot.escape
+        var s = SVGPlot.frame(width: width, height: height, title: title, left: left, top: top, plotWidth: pw, plotHeight: ph)
         for yv in SVGPlot.roundTicks(y0, y1) {
             s += "<text x=\"\(f(left - 6))\" y=\"\(f(py(yv) + 4))\" text-anchor=\"end\">\(String(format: "%g", yv))</text>\n"
             s += "<line x1=\"\(f(left))\" x2=\"\(f(left + pw))\" y1=\"\(f(py(yv)))\" y2=\"\(f(py(yv)))\" stroke=\"#ddd\"/>\n"
