@@ -125,6 +125,9 @@ public enum ModelStore {
             let layer = net.shape.layer(l), o = net.shape.offset(l)
             try NPY.write(Array(net.parameters[o..<(o + layer.parameterCount)]), shape: [layer.outputs, layer.augmented], to: dir + "/layer-\(l).npy")
         }
+        for j in net.shape.normalizations.indices {
+            try NPY.write(net.batchNormRows(j), shape: [4, net.shape.normalizations[j].channels], to: dir + "/batchnorm-\(j).npy")
+        }
         // model.json last: its presence marks a complete model.
         try WorkDirectory.writeJSON(description, to: dir + "/model.json")
     }
@@ -157,11 +160,19 @@ public enum ModelStore {
             }
             p += a.values(Float.self)
         }
-        guard p.allSatisfy(\.isFinite) else { throw AstraError("\(dir) holds NaN or Inf weights: training diverged; lower --lr and re-run `astra-dist train`") }
-        guard ContentHash.of(p) == d.parametersHash else {
+        var net = Network(shape: shape, loss: d.loss, parameters: p)
+        for (j, n) in shape.normalizations.enumerated() {
+            let path = dir + "/batchnorm-\(j).npy", a = try NPY.read(path, hint: hint)
+            guard a.shape == [4, n.channels], a.dtype == .float32 else {
+                throw AstraError("\(path) has shape \(a.shape) (\(a.dtype.rawValue)), model.json expects [4, \(n.channels)] float32 (weight, bias, running_mean, running_var); re-run `astra-dist train`")
+            }
+            net.setBatchNormRows(j, a.values(Float.self))
+        }
+        guard p.allSatisfy(\.isFinite), net.normalization.allSatisfy(\.isFinite) else { throw AstraError("\(dir) holds NaN or Inf weights: training diverged; lower --lr and re-run `astra-dist train`") }
+        guard net.contentHash == d.parametersHash else {
             throw AstraError("\(dir): weights do not match model.json's hash (files mixed or modified); re-run `astra-dist train`")
         }
-        return (Network(shape: shape, loss: d.loss, parameters: p), d)
+        return (net, d)
     }
 }
 
