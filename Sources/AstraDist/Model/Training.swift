@@ -90,7 +90,8 @@ extension Network {
     /// Mean loss (and accuracy or R²) over `data`, in batches of 256. With no rows every
     /// metric is NaN (undefined; written as JSON `null`).
     public func evaluate(on data: Dataset) -> Evaluation {
-        let c = shape.outputCount, tw = data.targetWidth, n = data.count, bs = 256
+        // Batches of 256 (a smaller set: one batch of its size, so a wide network's workspace stays small).
+        let c = shape.outputCount, tw = data.targetWidth, n = data.count, bs = min(256, max(n, 1))
         let ws = Workspace<T>(shape: shape, capacity: bs)
         let x = UnsafeMutablePointer<T>.allocate(capacity: bs * data.featureCount), y = UnsafeMutablePointer<T>.allocate(capacity: bs * tw)
         defer { x.deallocate(); y.deallocate() }

@@ -137,10 +137,7 @@ public enum ModelStore {
     public static func decodeDescription(_ bytes: [UInt8], path: String) throws -> (ModelDescription, NetworkShape) {
         let hint = "train it with `astra-dist train`"
         let d = try JSONFile.decode(ModelDescription.self, from: bytes, path: path, hint: hint)
-        let widthsShape = try NetworkShape.validated(widths: d.widths, source: path, fix: "re-run `astra-dist train`")
-        if let ops = d.operations, let problem = NetworkShape.problem(with: ops) { throw AstraError("\(path): \(problem); re-run `astra-dist train`") }
-        let shape = d.operations.map { NetworkShape(operations: $0) } ?? widthsShape
-        guard shape.widths == d.widths else { throw AstraError("\(path): operations do not match widths; re-run `astra-dist train`") }
+        let shape = try NetworkShape.validated(operations: d.operations, widths: d.widths, source: path, fix: "re-run `astra-dist train`")
         guard d.steps >= 0, d.checkpoints.allSatisfy({ $0 > 0 }) else {
             throw AstraError("\(path): negative steps or checkpoint steps; re-run `astra-dist train`")
         }
