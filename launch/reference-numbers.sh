@@ -11,8 +11,9 @@ export OPENBLAS_NUM_THREADS=1
 for setting in ${SETTINGS:-digits concrete mnist}; do
     ws=$root/$setting
     rm -rf "$ws"
-    flags=(--workdir "$ws" --setting "$setting" --seeds 0)
-    "$exe" train "${flags[@]}" 2>/dev/null
+    flags=(--workdir "$ws" --seeds 0)
+    # Only a command that creates the workspace takes the setting; the others read config.json.
+    "$exe" train "${flags[@]}" --setting "$setting" 2>/dev/null
     "$exe" fit "${flags[@]}" 2>/dev/null
     "$exe" score "${flags[@]}" --method ekfac 2>/dev/null
     "$exe" score "${flags[@]}" --method astra --iterations "$([ "$setting" = mnist ] && echo 3 || echo 20)" 2>/dev/null

@@ -19,7 +19,7 @@ struct ConfigurationFlag: Sendable {
 /// Flags that define a new workspace's configuration (commands that may create one: train,
 /// run, groundtruth, bench). On an existing workspace they must agree with config.json.
 let configurationFlags: [ConfigurationFlag] = [
-    ConfigurationFlag(spec: OptionSpec(name: "data", value: "SRC", help: "data source: digits:PATH, csv:PATH, idx:DIR"), key: "data") { c, o in c.data = o.string("data")! },
+    ConfigurationFlag(spec: OptionSpec(name: "data", value: "SRC", help: "data source: digits:PATH, csv:PATH, idx:DIR, cifar:DIR"), key: "data") { c, o in c.data = o.string("data")! },
     ConfigurationFlag(spec: OptionSpec(name: "target", value: "COL", help: "CSV target column, by header name or 0-based index"), key: "target") { c, o in c.target = o.string("target")! },
     ConfigurationFlag(spec: OptionSpec(name: "train-size", value: "N", help: "training examples"), key: "trainSize") { c, o in c.trainSize = try o.int("train-size", min: 2)! },
     ConfigurationFlag(spec: OptionSpec(name: "query-size", value: "Q", help: "query examples (held-out rows)"), key: "querySize") { c, o in c.querySize = try o.int("query-size", min: 1)! },
@@ -34,6 +34,9 @@ let configurationFlags: [ConfigurationFlag] = [
     ConfigurationFlag(spec: OptionSpec(name: "weight-decay", value: "X", help: "training weight decay"), key: "recipe.weightDecay") { c, o in c.recipe.weightDecay = try o.double("weight-decay")! },
     ConfigurationFlag(spec: OptionSpec(name: "batch-size", value: "B", help: "training batch size"), key: "recipe.batchSize") { c, o in c.recipe.batchSize = try o.int("batch-size", min: 1)! },
     ConfigurationFlag(spec: OptionSpec(name: "epochs", value: "E", help: "training epochs"), key: "recipe.epochs") { c, o in c.recipe.epochs = try o.int("epochs", min: 1)! },
+    ConfigurationFlag(spec: OptionSpec(name: "one-cycle-peak", value: "F", help: "one-cycle learning rate: 0 → --lr at fraction F of the steps → 0 (default: constant)"), key: "recipe.oneCyclePeak") { c, o in
+        c.recipe.oneCyclePeak = try o.double("one-cycle-peak")!
+    },
     ConfigurationFlag(spec: OptionSpec(name: "checkpoint-every", value: "STEPS", help: "also save the weights every STEPS training steps (part of the configuration)"), key: "checkpointEvery") { c, o in
         c.checkpointEvery = try o.int("checkpoint-every", min: 1)!
     },

@@ -156,8 +156,8 @@ final class TracInTRAKTests: XCTestCase {
         var trainer = Trainer<Float>(shape: shape, recipe: recipe)
         trainer.checkpointSteps = [25, 50, 75, 100]
         var checkpoints: [TracIn.Checkpoint<Float>] = []
-        let net = trainer.train(on: train, seed: 0) { _, params in
-            checkpoints.append(TracIn.Checkpoint(network: Network(shape: shape, loss: train.loss, parameters: params), weight: recipe.learningRate * 25))
+        let net = trainer.train(on: train, seed: 0) { _, checkpoint in
+            checkpoints.append(TracIn.Checkpoint(network: checkpoint, weight: recipe.learningRate * 25))
         }
         let copies = [3, 50, 117, 222, 301, 399], queries = train.subset(copies)
         let trak = try TRAK.scores(network: net, train: train, rows: 0..<train.count, queries: queries,

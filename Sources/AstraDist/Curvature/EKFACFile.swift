@@ -98,12 +98,7 @@ extension EKFAC {
     static func decodeManifest(_ json: [UInt8], path manifestPath: String) throws -> (Manifest, NetworkShape, FisherMode) {
         let manifest = try JSONFile.decode(Manifest.self, from: json, path: manifestPath, hint: refit)
         guard manifest.format == formatName else { throw AstraError("\(manifestPath): unknown format '\(manifest.format)'; \(refit)") }
-        let widthsShape = try NetworkShape.validated(widths: manifest.widths, source: manifestPath, fix: refit)
-        if let ops = manifest.operations, let problem = NetworkShape.problem(with: ops) {
-            throw AstraError("\(manifestPath): inconsistent operations (\(problem)); \(refit)")
-        }
-        let stored = manifest.operations.map { NetworkShape(operations: $0) } ?? widthsShape
-        guard stored.widths == manifest.widths else { throw AstraError("\(manifestPath): operations do not match widths; \(refit)") }
+        let stored = try NetworkShape.validated(operations: manifest.operations, widths: manifest.widths, source: manifestPath, fix: refit, problem: "inconsistent operations: ")
         guard manifest.layers.count == manifest.widths.count - 1, let mode = FisherMode(rawValue: manifest.fisher), manifest.exampleCount > 0 else {
             throw AstraError("\(manifestPath): inconsistent manifest (widths, layers, Fisher mode or N); \(refit)")
         }

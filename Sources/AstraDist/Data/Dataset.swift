@@ -13,6 +13,8 @@ public struct Dataset: Sendable {
     public var targets: [Float]
     /// Stable index of each row in the source file (training rows and queries keep theirs).
     public var globalIndex: [Int]
+    /// Image data (CIFAR-10): its pixel layout, for training augmentation; nil otherwise.
+    public var image: ImageLayout? = nil
 
     public init(task: Task, featureCount: Int, outputCount: Int, inputs: [Float], targets: [Float], globalIndex: [Int]? = nil) {
         let n = inputs.count / max(featureCount, 1)
@@ -36,7 +38,9 @@ public struct Dataset: Sendable {
             x.append(contentsOf: inputs[(i * d)..<((i + 1) * d)])
             y.append(contentsOf: targets[(i * t)..<((i + 1) * t)])
         }
-        return Dataset(task: task, featureCount: d, outputCount: outputCount, inputs: x, targets: y, globalIndex: indices.map { globalIndex[$0] })
+        var out = Dataset(task: task, featureCount: d, outputCount: outputCount, inputs: x, targets: y, globalIndex: indices.map { globalIndex[$0] })
+        out.image = image
+        return out
     }
 
     /// Copies rows `indices[range]` into `x` (B×D) and `y` (B×targetWidth), converting to T.

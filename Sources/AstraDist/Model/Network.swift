@@ -6,10 +6,26 @@ public struct Network<T: BLASScalar>: Sendable {
     public var loss: LossKind
     /// P values.
     public var parameters: [T]
+    /// Batch-norm state, not attributed (layout `NetworkShape.normalizationOffset`): [γ, β] of
+    /// every normalisation, then their running [mean, var]; empty without batch norm.
+    public var normalization: [T]
 
-    public init(shape: NetworkShape, loss: LossKind, parameters: [T]) {
+    /// `normalization` nil: PyTorch's fresh batch norm (γ 1, β 0, running mean 0, var 1).
+    public init(shape: NetworkShape, loss: LossKind, parameters: [T], normalization: [T]? = nil) {
         precondition(parameters.count == shape.parameterCount, "Network: \(parameters.count) parameters for shape \(shape)")
-        self.shape = shape; self.loss = loss; self.parameters = parameters
+        let state = normalization ?? Self.freshNormalization(shape)
+        precondition(state.count == shape.normalizationCount, "Network: \(state.count) normalisation values for shape \(shape)")
+        self.shape = shape; self.loss = loss; self.parameters = parameters; self.normalization = state
+    }
+
+    /// γ = 1, β = 0, running mean 0 and variance 1 for every normalisation.
+    static func freshNormalization(_ shape: NetworkShape) -> [T] {
+        var state = [T](repeating: 0, count: shape.normalizationCount)
+        for (j, n) in shape.normalizations.enumerated() {
+            let o = shape.normalizationOffset(j)
+            for k in 0..<n.channels { state[o + k] = 1; state[shape.affineCount + o + n.channels + k] = 1 }
+        }
+        return state
     }
 
     /// PyTorch's default `nn.Linear` / `nn.Conv2d` initialisation: weights and bias
@@ -26,7 +42,7 @@ public struct Network<T: BLASScalar>: Sendable {
     }
 
     public func converted<U: BLASScalar>(to: U.Type) -> Network<U> {
-        Network<U>(shape: shape, loss: loss, parameters: parameters.map { U($0.asDouble) })
+        Network<U>(shape: shape, loss: loss, parameters: parameters.map { U($0.asDouble) }, normalization: normalization.map { U($0.asDouble) })
     }
 }
 
@@ -45,6 +61,13 @@ public final class Workspace<T: BLASScalar> {
     public let s: [UnsafeMutablePointer<T>]
     /// Per layer: `Ds_l = ∂(objective)/∂s_l`, B×O.
     public let ds: [UnsafeMutablePointer<T>]
+    /// Per normalisation: the last training-mode batch's [mean, var, 1/√(var + ε)] (3C).
+    let batchStatistics: [UnsafeMutablePointer<T>]
+    /// `scale·∂(objective)/∂[γ, β]` of every normalisation (`NetworkShape.affineCount`
+    /// values), filled by a `backward` after a training-mode `forward` asked for a gradient.
+    public let normalizationGradient: UnsafeMutablePointer<T>
+    /// True after a training-mode `forward` (batch statistics): `backward` runs through them.
+    public internal(set) var training = false
 
     public init(shape: NetworkShape, capacity: Int) {
         self.shape = shape; self.capacity = capacity
@@ -55,8 +78,10 @@ public final class Workspace<T: BLASScalar> {
         self.values = values; self.gradients = gradients
         s = after.map { values[$0] }
         ds = after.map { gradients[$0] }
+        batchStatistics = shape.normalizations.map { .allocate(capacity: 3 * $0.channels) }
+        normalizationGradient = .allocate(capacity: max(shape.affineCount, 1))
     }
-    deinit { (values + gradients + abar).forEach { $0.deallocate() } }
+    deinit { (values + gradients + abar + batchStatistics + [normalizationGradient]).forEach { $0.deallocate() } }
 
     /// Output `y` of the last forward pass, B×C.
     public var output: UnsafeMutablePointer<T> { values[values.count - 1] }
@@ -66,10 +91,13 @@ public final class Workspace<T: BLASScalar> {
 
 extension Network {
     /// Forward pass of B examples; `x` is B×D. Fills every value and each layer's rows
-    /// `ā_l`; the output is `ws.output`.
-    public func forward(_ x: UnsafePointer<T>, batch: Int, workspace ws: Workspace<T>) {
+    /// `ā_l`; the output is `ws.output`. `training`: batch norm uses the batch's statistics
+    /// (PyTorch's `model.train()`; they go to `ws` for `backward` and
+    /// `updateRunningStatistics`), else its frozen map (`model.eval()`).
+    public func forward(_ x: UnsafePointer<T>, batch: Int, workspace ws: Workspace<T>, training: Bool = false) {
         precondition(batch <= ws.capacity)
-        parameters.withUnsafeBufferPointer { w in
+        ws.training = training && !shape.normalizations.isEmpty
+        parameters.withUnsafeBufferPointer { w in normalization.withUnsafeBufferPointer { state in
             for (k, op) in shape.operations.enumerated() {
                 let input = k == 0 ? x : UnsafePointer(ws.values[k])
                 switch op {
@@ -81,16 +109,28 @@ extension Network {
                     f.forward(input, into: ws.values[k + 1], count: batch * shape.valueWidths[k])
                 case .spatial(let f):
                     f.forward(input, into: ws.values[k + 1], batch: batch, width: shape.valueWidths[k])
+                case .residual(let from):
+                    let skip = from == 0 ? x : UnsafePointer(ws.values[from])
+                    addResidual(input, skip, into: ws.values[k + 1], count: batch * shape.valueWidths[k])
+                case .batchNorm(let n):
+                    let j = shape.normalizationIndex[k]!, o = shape.normalizationOffset(j), s = state.baseAddress!
+                    if ws.training {
+                        n.trainingForward(input, state: s + o, batch: batch, statistics: ws.batchStatistics[j], into: ws.values[k + 1])
+                    } else {
+                        let (a, b) = n.frozenCoefficients(state: s + o, running: s + shape.affineCount + o)
+                        BatchNorm2d.affine(input, scale: a, shift: b, into: ws.values[k + 1], rows: batch * n.pixels)
+                    }
                 }
             }
-        }
+        } }
     }
 
     /// Backward pass from `ws.outputGradient` (B×C) after `forward`: fills the gradient of
     /// every value after the first layer (so `Ds_l` of every layer) and, if `gradient` is
-    /// given, sets it to `scale·Σ_b ∇θ` (P values).
+    /// given, sets it to `scale·Σ_b ∇θ` (P values) and, after a training-mode forward,
+    /// `ws.normalizationGradient` to batch norm's `scale·Σ_b ∇[γ, β]`.
     public func backward(batch: Int, workspace ws: Workspace<T>, gradient: UnsafeMutablePointer<T>?, scale: T = 1) {
-        parameters.withUnsafeBufferPointer { w in
+        parameters.withUnsafeBufferPointer { w in normalization.withUnsafeBufferPointer { state in
             for k in shape.operations.indices.reversed() {
                 switch shape.operations[k] {
                 case .layer(let layer):
@@ -104,16 +144,29 @@ extension Network {
                     f.backward(pre: ws.values[k], grad: ws.gradients[k + 1], into: ws.gradients[k], count: batch * shape.valueWidths[k])
                 case .spatial(let f):
                     f.transpose(ws.gradients[k + 1], pre: ws.values[k], into: ws.gradients[k], batch: batch, queries: 1, width: shape.valueWidths[k])
+                case .residual:
+                    ws.gradients[k].update(from: ws.gradients[k + 1], count: batch * shape.valueWidths[k])
+                case .batchNorm(let n):
+                    let j = shape.normalizationIndex[k]!, o = shape.normalizationOffset(j), s = state.baseAddress!
+                    if ws.training {
+                        n.trainingBackward(ws.values[k], gradient: ws.gradients[k + 1], state: s + o, statistics: ws.batchStatistics[j], batch: batch,
+                                           scale: scale, parameterGradient: ws.normalizationGradient + o, into: ws.gradients[k])
+                    } else {
+                        let (a, _) = n.frozenCoefficients(state: s + o, running: s + shape.affineCount + o)
+                        BatchNorm2d.affine(ws.gradients[k + 1], scale: a, shift: nil, into: ws.gradients[k], rows: batch * n.pixels)
+                    }
                 }
+                // Value k is complete: close the skips that add it (their output cotangents).
+                for r in shape.residualsFrom[k] { addResidual(ws.gradients[k], ws.gradients[r + 1], into: ws.gradients[k], count: batch * shape.valueWidths[k]) }
             }
-        }
+        } }
     }
 
     /// Forward pass, then `∂L/∂y` of every example's own (true-label) loss into
     /// `ws.outputGradient`, unscaled. Returns the summed loss. `targets` is B×(C or 1).
     @discardableResult
-    public func forwardLoss(_ x: UnsafePointer<T>, _ targets: UnsafePointer<T>, batch: Int, workspace ws: Workspace<T>) -> Double {
-        forward(x, batch: batch, workspace: ws)
+    public func forwardLoss(_ x: UnsafePointer<T>, _ targets: UnsafePointer<T>, batch: Int, workspace ws: Workspace<T>, training: Bool = false) -> Double {
+        forward(x, batch: batch, workspace: ws, training: training)
         let c = shape.outputCount, tw = loss == .mse ? c : 1
         var total = 0.0
         for b in 0..<batch {
@@ -130,11 +183,12 @@ extension Network {
     }
 
     /// Mean loss over the batch and its gradient (scaled by 1/B) into `gradient`.
-    /// `targets` is B×(C or 1).
+    /// `targets` is B×(C or 1). `training`: batch norm in training mode (`forward`), its
+    /// [γ, β] gradient into `ws.normalizationGradient`.
     @discardableResult
     public func lossAndGradient(_ x: UnsafePointer<T>, _ targets: UnsafePointer<T>, batch: Int, workspace ws: Workspace<T>,
-                                gradient: UnsafeMutablePointer<T>?) -> Double {
-        let total = forwardLoss(x, targets, batch: batch, workspace: ws)
+                                gradient: UnsafeMutablePointer<T>?, training: Bool = false) -> Double {
+        let total = forwardLoss(x, targets, batch: batch, workspace: ws, training: training)
         if gradient != nil { backward(batch: batch, workspace: ws, gradient: gradient, scale: 1 / T(batch)) }
         return total / Double(batch)
     }

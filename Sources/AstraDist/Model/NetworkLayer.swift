@@ -81,6 +81,8 @@ extension NetworkLayer {
     public var augmented: Int { inputFactorDimension }
     /// Columns before the bias, K − 1.
     public var inputs: Int { inputFactorDimension - 1 }
+    /// Whether the last column of the parameter matrix is a bias.
+    public var hasBias: Bool { switch self { case .linear: true; case .conv2d(let l): l.bias } }
     /// Inputs each output sums over (PyTorch's fan-in for the default initialisation).
     public var fanIn: Int { switch self { case .linear(let l): l.inputs; case .conv2d(let l): l.patch } }
 }

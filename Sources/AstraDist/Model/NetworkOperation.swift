@@ -3,16 +3,25 @@
 /// `{"op": "conv2d", "channels": C, "height": H, "width": W, "filters": O, "kernel": k,
 /// "stride": s, "padding": p, "bias": true}`, `{"op": "maxpool2d", "channels", "height",
 /// "width", "kernel", "stride"}`, `{"op": "globalmaxpool" | "flatten", "channels", "height",
-/// "width"}`, `{"op": "scale", "factor": x}` or `{"op": "relu"}` / `{"op": "gelu"}`.
+/// "width"}`, `{"op": "scale", "factor": x}`, `{"op": "relu"}` / `{"op": "gelu"}`,
+/// `{"op": "batchnorm2d", "channels", "height", "width"}` or `{"op": "residual", "from": j}`.
 public enum NetworkOperation: Equatable, Sendable, Codable {
     case layer(NetworkLayer)
     case pointwise(Pointwise)
     /// Parameter-free and piecewise linear, possibly changing the width (pools, Flatten, Scale).
     case spatial(SpatialOperation)
+    /// `y = x + value_j`: adds the input of the earlier operation j (1 ≤ j < this operation's
+    /// index, same width), ResNet's `x + f(x)` with f the operations j ..< here. One flat
+    /// list keeps one walk: the backward and transposed walks add this operation's output
+    /// cotangent into value j's once they have computed it (`NetworkShape.residualsFrom`).
+    case residual(from: Int)
+    /// Trained with batch statistics, frozen (a per-channel affine map) for everything after
+    /// training; its state lives in `Network.normalization`, outside the parameter vector.
+    case batchNorm(BatchNorm2d)
 
     public static func linear(inputs: Int, outputs: Int) -> NetworkOperation { .layer(.linear(LinearLayer(inputs: inputs, outputs: outputs))) }
 
-    private enum Keys: String, CodingKey { case op, inputs, outputs, channels, height, width, filters, kernel, stride, padding, bias, factor }
+    private enum Keys: String, CodingKey { case op, inputs, outputs, channels, height, width, filters, kernel, stride, padding, bias, factor, from }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: Keys.self)
@@ -40,12 +49,18 @@ public enum NetworkOperation: Equatable, Sendable, Codable {
             case "globalmaxpool": self = .spatial(.globalMaxPool(.global(channels: ch, height: h, width: w)))
             default: self = .spatial(.flatten(channels: ch, height: h, width: w))
             }
+        } else if op == "batchnorm2d" {
+            let ch = try c.decode(Int.self, forKey: .channels), h = try c.decode(Int.self, forKey: .height), w = try c.decode(Int.self, forKey: .width)
+            guard ch > 0, h > 0, w > 0 else { throw DecodingError.dataCorruptedError(forKey: .channels, in: c, debugDescription: "batchnorm2d sizes must be positive") }
+            self = .batchNorm(BatchNorm2d(channels: ch, height: h, width: w))
+        } else if op == "residual" {
+            self = .residual(from: try c.decode(Int.self, forKey: .from))
         } else if op == "scale" {
             self = .spatial(.scale(try c.decode(Double.self, forKey: .factor)))
         } else if let p = Pointwise(rawValue: op) {
             self = .pointwise(p)
         } else {
-            throw DecodingError.dataCorruptedError(forKey: .op, in: c, debugDescription: "unknown operation '\(op)' (linear, conv2d, maxpool2d, globalmaxpool, flatten, scale, \(Pointwise.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw DecodingError.dataCorruptedError(forKey: .op, in: c, debugDescription: "unknown operation '\(op)' (linear, conv2d, maxpool2d, globalmaxpool, flatten, scale, batchnorm2d, residual, \(Pointwise.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
     }
 
@@ -63,6 +78,10 @@ public enum NetworkOperation: Equatable, Sendable, Codable {
             try c.encode(l.bias, forKey: .bias)
         case .pointwise(let p):
             try c.encode(p.rawValue, forKey: .op)
+        case .residual(let from):
+            try c.encode("residual", forKey: .op); try c.encode(from, forKey: .from)
+        case .batchNorm(let n):
+            try c.encode("batchnorm2d", forKey: .op); try encodeImage(n.channels, n.height, n.width, into: &c)
         case .spatial(.scale(let factor)):
             try c.encode("scale", forKey: .op); try c.encode(factor, forKey: .factor)
         case .spatial(.flatten(let ch, let h, let w)):

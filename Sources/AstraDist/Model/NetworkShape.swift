@@ -19,21 +19,38 @@ public struct NetworkShape: Codable, Equatable, Sendable, CustomStringConvertibl
     let valueWidths: [Int]
     /// Per layer and one past the last: start in a parameter vector.
     private let offsets: [Int]
+    /// The batch-norm operations in order (normalisation j).
+    public let normalizations: [BatchNorm2d]
+    /// Per operation: its normalisation index, or nil.
+    let normalizationIndex: [Int?]
+    /// Per normalisation and one past the last: start of its [γ, β] (2C) in
+    /// `Network.normalization`; its running [mean, var] start `affineCount` later.
+    private let normalizationOffsets: [Int]
+    /// Per value: the residual operations that add it (the skips to close on the way back).
+    let residualsFrom: [[Int]]
 
     /// Why `operations` do not form a network (nil if they do): `init(operations:)`'s
     /// precondition, for callers reading them from a file.
     public static func problem(with operations: [NetworkOperation]) -> String? {
         guard case .layer(let first)? = operations.first else { return "the first operation must be a layer" }
-        var width = first.inputWidth
+        var widths = [first.inputWidth]
         for (k, op) in operations.enumerated() {
+            let width = widths[k]
             switch op {
             case .layer(let layer):
                 if layer.inputWidth != width { return "operation \(k) takes \(layer.inputWidth) inputs after a value of width \(width)" }
-                width = layer.outputWidth
+                widths.append(layer.outputWidth)
             case .spatial(let f):
                 if let w = f.requiredInputWidth, w != width { return "operation \(k) takes \(w) inputs after a value of width \(width)" }
-                width = f.outputWidth(input: width)
-            case .pointwise: break
+                widths.append(f.outputWidth(input: width))
+            case .batchNorm(let n):
+                if n.inputWidth != width { return "operation \(k) (batchnorm2d) takes \(n.inputWidth) inputs after a value of width \(width)" }
+                widths.append(width)
+            case .residual(let from):
+                guard from >= 1, from < k else { return "operation \(k) (residual) adds the input of operation \(from), which must be an earlier operation other than the first (1 ≤ from < \(k))" }
+                if widths[from] != width { return "operation \(k) (residual) adds the input of operation \(from) (width \(widths[from])) to a value of width \(width)" }
+                widths.append(width)
+            case .pointwise: widths.append(width)
             }
         }
         return nil
@@ -44,24 +61,33 @@ public struct NetworkShape: Codable, Equatable, Sendable, CustomStringConvertibl
     /// of the value before it).
     public init(operations: [NetworkOperation]) {
         precondition(!operations.isEmpty, "NetworkShape: no operations")
+        if let problem = Self.problem(with: operations) { preconditionFailure("NetworkShape: \(problem)") }
         guard case .layer(let first) = operations[0] else { preconditionFailure("NetworkShape: the first operation must be a layer") }
-        var widths = [first.inputWidth], layers: [NetworkLayer] = [], index: [Int?] = []
-        for op in operations {
+        var widths = [first.inputWidth], layers: [NetworkLayer] = [], index: [Int?] = [], norms: [BatchNorm2d] = [], normIndex: [Int?] = []
+        var skips = [[Int]](repeating: [], count: operations.count + 1)
+        for (k, op) in operations.enumerated() {
+            index.append(nil); normIndex.append(nil)
             switch op {
             case .layer(let layer):
-                precondition(layer.inputWidth == widths.last!, "NetworkShape: layer \(layers.count) takes \(layer.inputWidth) inputs after a value of width \(widths.last!)")
-                index.append(layers.count); layers.append(layer); widths.append(layer.outputWidth)
+                index[k] = layers.count; layers.append(layer); widths.append(layer.outputWidth)
             case .pointwise:
-                index.append(nil); widths.append(widths.last!)
+                widths.append(widths.last!)
             case .spatial(let f):
-                precondition(f.requiredInputWidth.map { $0 == widths.last! } ?? true, "NetworkShape: operation \(index.count) does not fit a value of width \(widths.last!)")
-                index.append(nil); widths.append(f.outputWidth(input: widths.last!))
+                widths.append(f.outputWidth(input: widths.last!))
+            case .batchNorm(let n):
+                normIndex[k] = norms.count; norms.append(n); widths.append(widths.last!)
+            case .residual(let from):
+                skips[from].append(k); widths.append(widths.last!)
             }
         }
         self.operations = operations; self.layers = layers; layerIndex = index; valueWidths = widths
+        normalizations = norms; normalizationIndex = normIndex; residualsFrom = skips
         var offsets = [0]
         for layer in layers { offsets.append(offsets.last! + layer.parameterCount) }
         self.offsets = offsets
+        var normOffsets = [0]
+        for n in norms { normOffsets.append(normOffsets.last! + 2 * n.channels) }
+        normalizationOffsets = normOffsets
     }
 
     /// The MLP `widths[0] → … → widths[L]`: linear layers with `activation` between them and
@@ -90,6 +116,13 @@ public struct NetworkShape: Codable, Equatable, Sendable, CustomStringConvertibl
     /// Start of layer l in a single parameter vector (l = L gives P).
     public func offset(_ l: Int) -> Int { offsets[l] }
     public var parameterCount: Int { offsets[layers.count] }
+    /// Start of normalisation j's [γ, β] in `Network.normalization` (j = count gives `affineCount`).
+    public func normalizationOffset(_ j: Int) -> Int { normalizationOffsets[j] }
+    /// Trained normalisation values (every [γ, β]), 2·ΣC; the running statistics follow them.
+    public var affineCount: Int { normalizationOffsets[normalizations.count] }
+    /// Length of `Network.normalization`: [γ, β] of every normalisation, then their running
+    /// [mean, var], 4·ΣC (0 without batch norm).
+    public var normalizationCount: Int { 2 * affineCount }
     public var description: String {
         widths.map(String.init).joined(separator: "-") + (activation.map { $0 == .relu ? "" : " (\($0.rawValue))" } ?? "")
     }

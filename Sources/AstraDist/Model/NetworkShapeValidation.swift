@@ -20,4 +20,17 @@ extension NetworkShape {
                                what: "\(source): the weights of a \(text) network", fix: fix)
         return NetworkShape(widths: widths)
     }
+
+    /// The shape a file records: its operation list when it has one (checked with `problem(with:)`,
+    /// its parameters within memory, its widths the recorded `widths`), else the MLP with ReLU of
+    /// `widths` (`validated(widths:)`). Errors start with `source` and end with `fix`; `problem`
+    /// prefixes an inconsistent operation list's reason.
+    public static func validated(operations: [NetworkOperation]?, widths: [Int], source: String, fix: String, problem prefix: String = "") throws -> NetworkShape {
+        guard let operations else { return try validated(widths: widths, source: source, fix: fix) }
+        if let problem = problem(with: operations) { throw AstraError("\(source): \(prefix)\(problem); \(fix)") }
+        let shape = NetworkShape(operations: operations)
+        try MemoryBudget.check(count: shape.parameterCount, elementSize: MemoryLayout<Float>.stride, what: "\(source): the weights of its \(shape.layerCount)-layer network", fix: fix)
+        guard shape.widths == widths else { throw AstraError("\(source): operations do not match widths; \(fix)") }
+        return shape
+    }
 }

@@ -1,6 +1,7 @@
 /// Per-value buffers of Q tangents (B×(Q·width_k) for value k ≥ 1) for the forward-mode and
 /// transposed walks. `inPlace`: a pointwise operation's output shares its input's buffer
-/// (spatial operations change the width and never run in place)
+/// unless a residual still needs that input (spatial operations change the width and never
+/// run in place)
 /// (GGN products: each tangent is needed once); otherwise every value has its own (the
 /// R-operator Hessian reads the input tangents of pointwise operations on the way back).
 public final class TangentBuffers<T: BLASScalar> {
@@ -10,12 +11,15 @@ public final class TangentBuffers<T: BLASScalar> {
 
     public init(shape: NetworkShape, batch: Int, queries: Int, inPlace: Bool) {
         var values: [UnsafeMutablePointer<T>] = [], owned: [UnsafeMutablePointer<T>] = []
+        // The first value sharing the buffer of the latest value (a run of in-place operations).
+        var runStart = 0
         for (k, width) in shape.valueWidths.enumerated() {
-            if k > 1, inPlace, case .pointwise = shape.operations[k - 1] {
+            // In place overwrites every value of the run; a skip source among them must survive.
+            if k > 1, inPlace, case .pointwise = shape.operations[k - 1], shape.residualsFrom[runStart..<k].allSatisfy(\.isEmpty) {
                 values.append(values[k - 1])
             } else {
                 let p = UnsafeMutablePointer<T>.allocate(capacity: k == 0 ? 1 : batch * queries * width)
-                values.append(p); owned.append(p)
+                values.append(p); owned.append(p); runStart = k
             }
         }
         self.values = values; self.owned = owned
@@ -39,8 +43,19 @@ extension Network {
                 f.tangent(t.values[k], pre: ws.values[k], into: t.values[k + 1], batch: batch, queries: queries, width: shape.valueWidths[k])
             case .spatial(let f):
                 f.tangent(t.values[k], pre: ws.values[k], into: t.values[k + 1], batch: batch, queries: queries, width: shape.valueWidths[k])
+            case .residual(let from):
+                addResidual(t.values[k], t.values[from], into: t.values[k + 1], count: batch * queries * shape.valueWidths[k])
+            case .batchNorm(let n):
+                BatchNorm2d.affine(t.values[k], scale: frozenScale(k), shift: nil, into: t.values[k + 1], rows: batch * queries * n.pixels)
             }
         }
+    }
+
+    /// The frozen per-channel scale of the batch norm at operation k (its tangent and transpose).
+    func frozenScale(_ k: Int) -> [T] {
+        guard case .batchNorm(let n) = shape.operations[k] else { preconditionFailure("frozenScale: operation \(k) is no batch norm") }
+        let o = shape.normalizationOffset(shape.normalizationIndex[k]!)
+        return normalization.withUnsafeBufferPointer { s in n.frozenCoefficients(state: s.baseAddress! + o, running: s.baseAddress! + shape.affineCount + o).scale }
     }
 
     /// The transposed walk: from cotangents of the output in `t.output`, back value by value;
@@ -66,6 +81,16 @@ extension Network {
             case .spatial(let f):
                 // Piecewise linear: the R-operator is the transpose (no second-derivative term).
                 f.transpose(t.values[k + 1], pre: ws.values[k], into: t.values[k], batch: batch, queries: queries, width: shape.valueWidths[k])
+            case .residual:
+                // Linear (no second-derivative term): the input's share; value j's comes below.
+                t.values[k].update(from: t.values[k + 1], count: batch * queries * shape.valueWidths[k])
+            case .batchNorm(let n):
+                // Frozen: linear, diagonal, so its own transpose and no second-derivative term.
+                BatchNorm2d.affine(t.values[k + 1], scale: frozenScale(k), shift: nil, into: t.values[k], rows: batch * queries * n.pixels)
+            }
+            // Value k's cotangent is complete but for the skips that add it: add their outputs'.
+            for r in shape.residualsFrom[k] {
+                addResidual(t.values[k], t.values[r + 1], into: t.values[k], count: batch * queries * shape.valueWidths[k])
             }
         }
     }

@@ -7,9 +7,15 @@ public struct TrainingRecipe: Codable, Equatable, Sendable {
     public var weightDecay: Double
     public var batchSize: Int
     public var epochs: Int
-    public init(learningRate: Double, momentum: Double, weightDecay: Double, batchSize: Int, epochs: Int) {
+    /// One-cycle schedule peaking at this fraction of the steps (`LearningRateSchedule.swift`);
+    /// nil: the constant `learningRate`. Absent from the JSON when nil (earlier hashes hold).
+    public var oneCyclePeak: Double? = nil
+    /// Image augmentation of the training batches (`ImageAugmentation`); nil: none (absent).
+    public var augmentation: ImageAugmentation? = nil
+    public init(learningRate: Double, momentum: Double, weightDecay: Double, batchSize: Int, epochs: Int,
+                oneCyclePeak: Double? = nil, augmentation: ImageAugmentation? = nil) {
         self.learningRate = learningRate; self.momentum = momentum; self.weightDecay = weightDecay
-        self.batchSize = batchSize; self.epochs = epochs
+        self.batchSize = batchSize; self.epochs = epochs; self.oneCyclePeak = oneCyclePeak; self.augmentation = augmentation
     }
     public func steps(examples n: Int) -> Int { epochs * ((n + batchSize - 1) / batchSize) }
 }
@@ -20,14 +26,17 @@ public struct TrainingRecipe: Codable, Equatable, Sendable {
 public struct Trainer<T: BLASScalar> {
     public var shape: NetworkShape
     public var recipe: TrainingRecipe
-    /// Steps after which `onCheckpoint` is called with the current weights (step counts from 1).
+    /// Steps after which `onCheckpoint` is called with the current network (step counts from 1).
     public var checkpointSteps: Set<Int> = []
 
     public init(shape: NetworkShape, recipe: TrainingRecipe) { self.shape = shape; self.recipe = recipe }
 
     /// Trains from PyTorch-style initialisation with `seed` on `data`.
     /// Complexity: about 6·N·P·epochs flops, all in GEMMs.
-    public func train(on data: Dataset, seed: UInt64, onCheckpoint: ((Int, [T]) -> Void)? = nil) -> Network<T> {
+    /// Batch norm trains in training mode (`BatchNormTraining`); augmentation, if the recipe
+    /// has it, needs `data.image`.
+    public func train(on data: Dataset, seed: UInt64, onCheckpoint: ((Int, Network<T>) -> Void)? = nil) -> Network<T> {
+        precondition(recipe.augmentation == nil || data.image != nil, "Trainer: augmentation needs image data")
         var net = Network<T>(shape: shape, loss: data.loss, seed: seed)
         let n = data.count, bs = min(recipe.batchSize, max(n, 1)), p = shape.parameterCount
         let ws = Workspace<T>(shape: shape, capacity: bs)
@@ -36,7 +45,9 @@ public struct Trainer<T: BLASScalar> {
         let grad = UnsafeMutablePointer<T>.allocate(capacity: p)
         let velocity = UnsafeMutablePointer<T>.allocate(capacity: p)
         defer { x.deallocate(); y.deallocate(); grad.deallocate(); velocity.deallocate() }
-        let lr = T(recipe.learningRate), mom = T(recipe.momentum), wd = T(recipe.weightDecay)
+        let mom = T(recipe.momentum), wd = T(recipe.weightDecay), totalSteps = recipe.steps(examples: n)
+        let normalization = BatchNormTraining<T>(shape: shape), scratch = UnsafeMutablePointer<T>.allocate(capacity: data.featureCount)
+        defer { scratch.deallocate() }
         var step = 0
         for epoch in 0..<recipe.epochs {
             var rng = CounterRandom(seed: seed, purpose: .shuffle, index: UInt64(epoch))
@@ -44,16 +55,21 @@ public struct Trainer<T: BLASScalar> {
             var start = 0
             while start < n {
                 let b = min(bs, n - start)
+                let lr = T(recipe.learningRate(atStep: step, of: totalSteps))
                 data.gather(order[start..<(start + b)], x: x, y: y)
-                net.lossAndGradient(x, y, batch: b, workspace: ws, gradient: grad)
+                if let augmentation = recipe.augmentation, let layout = data.image {
+                    augmentation.apply(x, globalIndices: order[start..<(start + b)].map { data.globalIndex[$0] }, layout: layout, seed: seed, epoch: epoch, scratch: scratch)
+                }
+                net.lossAndGradient(x, y, batch: b, workspace: ws, gradient: grad, training: true)
                 net.parameters.withUnsafeMutableBufferPointer { w in
                     // velocity is uninitialised before the first step; m = 0 there ignores it.
                     if step == 0 { velocity.update(repeating: 0, count: p) }
                     sgdStep(theta: w.baseAddress!, grad: grad, velocity: velocity, count: p, lr: lr, momentum: mom, weightDecay: wd, first: step == 0)
                 }
+                normalization.step(&net, workspace: ws, batch: b, lr: lr, momentum: mom, weightDecay: wd, first: step == 0)
                 step += 1
                 start += b
-                if checkpointSteps.contains(step) { onCheckpoint?(step, net.parameters) }
+                if checkpointSteps.contains(step) { onCheckpoint?(step, net) }
             }
         }
         return net
@@ -74,7 +90,8 @@ extension Network {
     /// Mean loss (and accuracy or R²) over `data`, in batches of 256. With no rows every
     /// metric is NaN (undefined; written as JSON `null`).
     public func evaluate(on data: Dataset) -> Evaluation {
-        let c = shape.outputCount, tw = data.targetWidth, n = data.count, bs = 256
+        // Batches of 256 (a smaller set: one batch of its size, so a wide network's workspace stays small).
+        let c = shape.outputCount, tw = data.targetWidth, n = data.count, bs = min(256, max(n, 1))
         let ws = Workspace<T>(shape: shape, capacity: bs)
         let x = UnsafeMutablePointer<T>.allocate(capacity: bs * data.featureCount), y = UnsafeMutablePointer<T>.allocate(capacity: bs * tw)
         defer { x.deallocate(); y.deallocate() }

@@ -4,8 +4,9 @@ import Foundation
 /// configuration key (nested objects such as `recipe` key by key); an unknown key anywhere is
 /// refused, never ignored.
 public enum ConfigPatch {
-    /// Keys that may be set although the base configuration leaves them out (optional, nil).
-    static let optionalKeys: Set<String> = ["target", "checkpointEvery"]
+    /// Keys (dotted paths) that may be set although the base configuration leaves them out
+    /// (optional, nil).
+    static let optionalKeys: Set<String> = ["target", "checkpointEvery", "architecture", "operations", "recipe.oneCyclePeak", "recipe.augmentation"]
 
     /// `config` with `file`'s values, and the dotted keys the file set.
     public static func apply(file: String, to config: ExperimentConfig) throws -> (ExperimentConfig, [String]) {
@@ -33,8 +34,9 @@ public enum ConfigPatch {
         var out = base
         for (k, v) in patch.sorted(by: { $0.key < $1.key }) {
             let path = prefix + k
-            guard base[k] != nil || (prefix.isEmpty && optionalKeys.contains(k)) else {
-                let known = (base.keys.map { prefix + $0 } + (prefix.isEmpty ? optionalKeys.sorted() : [])).sorted()
+            guard base[k] != nil || optionalKeys.contains(path) else {
+                let optional = optionalKeys.filter { $0.hasPrefix(prefix) && !$0.dropFirst(prefix.count).contains(".") }
+                let known = Set(base.keys.map { prefix + $0 } + optional).sorted()
                 throw AstraError("\(file): unknown configuration key '\(path)'; keys: \(known.joined(separator: ", "))")
             }
             if let nested = base[k] as? [String: Any] {

@@ -6,7 +6,7 @@ import Foundation
 public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// Preset name (`digits`, `concrete`, `mnist`, `fashion-mnist`, `fashion-mnist-n`, `csv`).
     public var setting: String
-    /// Where the data comes from: `digits:PATH`, `csv:PATH`, `idx:DIR`.
+    /// Where the data comes from: `digits:PATH`, `csv:PATH`, `idx:DIR`, `cifar:DIR`.
     public var data: String
     /// CSV target column (name or 0-based index); CSV settings only.
     public var target: String?
@@ -89,6 +89,8 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         guard recipe.weightDecay >= 0, recipe.weightDecay.isFinite else { throw bad("recipe.weightDecay", "must be ≥ 0 (got \(recipe.weightDecay))") }
         guard recipe.batchSize > 0 else { throw bad("recipe.batchSize", "must be positive (got \(recipe.batchSize))") }
         guard recipe.epochs > 0 else { throw bad("recipe.epochs", "must be positive (got \(recipe.epochs))") }
+        if let f = recipe.oneCyclePeak { guard f > 0, f <= 1 else { throw bad("recipe.oneCyclePeak", "must be in (0, 1], the fraction of the steps at which the rate peaks (got \(f))") } }
+        if let a = recipe.augmentation { guard a.padding >= 0, a.padding <= 64 else { throw bad("recipe.augmentation.padding", "must be in 0…64 (got \(a.padding))") } }
         guard !seeds.isEmpty else { throw bad("seeds", "needs at least one seed") }
         guard Set(seeds).count == seeds.count else { throw bad("seeds", "lists a seed twice (\(seeds.map(String.init).joined(separator: ",")))") }
         guard damping > 0, damping.isFinite else { throw bad("damping", "must be positive (got \(damping))") }

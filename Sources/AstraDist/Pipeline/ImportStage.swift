@@ -6,7 +6,7 @@ import Foundation
 public enum ImportStage {
     /// The parameters of `weightsPath` checked against `architecture`: run before anything is
     /// written. Throws one line per mismatch (separate `error:` lines), every one listed.
-    public static func parameters(weightsPath: String, architecture: ArchitectureFile, architecturePath: String) throws -> [Float] {
+    public static func parameters(weightsPath: String, architecture: ArchitectureFile, architecturePath: String) throws -> ArchitectureFile.ImportedWeights {
         switch architecture.parameters(from: try TensorArchive.read(weightsPath)) {
         case .success(let p): return p
         case .failure(let m):
@@ -17,12 +17,12 @@ public enum ImportStage {
     /// Saves `parameters` (from `parameters(weightsPath:…)`) as the model of `seed`.
     /// Precondition: the configuration's operations are the architecture's (the command sets
     /// them), and `checkAgainstData` passed.
-    public static func run(_ ctx: RunContext, parameters: [Float], architecturePath: String, weightsPath: String, seed: UInt64) throws {
-        let net = Network<Float>(shape: ctx.shape, loss: ctx.data.train.loss, parameters: parameters)
+    public static func run(_ ctx: RunContext, parameters weights: ArchitectureFile.ImportedWeights, architecturePath: String, weightsPath: String, seed: UInt64) throws {
+        let net = Network<Float>(shape: ctx.shape, loss: ctx.data.train.loss, parameters: weights.parameters, normalization: weights.normalization)
         let dir = ctx.workspace.modelDirectory(seed: seed)
         let record = ImportRecord(file: weightsPath, architecture: architecturePath, hash: ContentHash.of(try AtomicFile.read(weightsPath, hint: "")))
         if let (_, existing) = try? ctx.loadModel(seed: seed) {
-            guard existing.parametersHash == ContentHash.of(parameters) else {
+            guard existing.parametersHash == net.contentHash else {
                 throw AstraError("\(dir) already holds another model; import with another --seed or into a new --workdir")
             }
             ctx.log("import: \(dir) already holds these weights, nothing to do")
@@ -32,7 +32,7 @@ public enum ImportStage {
         if ctx.comm.isRoot {
             try WorkDirectory.writeJSON(metrics, to: dir + "/metrics.json")
             let description = ModelDescription(widths: net.shape.widths, operations: net.shape.operations, loss: net.loss, seed: seed, steps: 0,
-                                               configHash: ctx.config.hash, dataHash: ctx.data.hash, parametersHash: ContentHash.of(parameters),
+                                               configHash: ctx.config.hash, dataHash: ctx.data.hash, parametersHash: net.contentHash,
                                                checkpoints: [], learningRate: nil, imported: record)
             try ModelStore.save(net, description: description, to: dir)
         }

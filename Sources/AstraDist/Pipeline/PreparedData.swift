@@ -18,6 +18,7 @@ public struct PreparedData: Sendable {
         let hint: String
         switch kind {
         case "digits": hint = "the repository ships data/digits/digits.csv.gz (also installed by Debian's python3-sklearn)"
+        case "cifar": hint = CIFAR10.hint
         case "idx": hint = path.contains("fashion") ? "install it with: apt-get install -y dataset-fashion-mnist" : "MNIST lives in ../shared/data/mnist; pass --data idx:DIR"
         default: hint = "pass --data csv:PATH with an existing file"
         }
@@ -39,8 +40,8 @@ public struct PreparedData: Sendable {
             }
             train = all.subset(Array(order[..<nTrain]))
             heldOut = all.subset(Array(order[nTrain...]))
-        case "idx":
-            let (full, test) = try loadMNISTStyle(directory: path, hint: hint)
+        case "idx", "cifar":
+            let (full, test) = kind == "idx" ? try loadMNISTStyle(directory: path, hint: hint) : try CIFAR10.load(directory: path)
             guard c.trainSize <= full.count else { throw AstraError("--train-size \(c.trainSize) exceeds the \(full.count) training images in \(path)") }
             var rng = CounterRandom(seed: c.dataSeed, purpose: .split)
             let order = rng.permutation(full.count)
@@ -49,7 +50,10 @@ public struct PreparedData: Sendable {
             train = full.subset(Array(order[..<c.trainSize]).sorted())
             heldOut = test
         default:
-            throw AstraError("unknown data source '\(c.data)'; use digits:PATH, csv:PATH or idx:DIR")
+            throw AstraError("unknown data source '\(c.data)'; use digits:PATH, csv:PATH, idx:DIR or cifar:DIR")
+        }
+        if c.recipe.augmentation != nil, train.image == nil {
+            throw AstraError("recipe.augmentation (random crops and flips) needs image data such as --data cifar:DIR, not \(c.data); drop it")
         }
         if c.labelNoise > 0, train.task == .classification {
             for i in 0..<train.count {
@@ -110,7 +114,7 @@ public struct PreparedData: Sendable {
     }
 
     static func splitSource(_ s: String) throws -> (String, String) {
-        guard let colon = s.firstIndex(of: ":") else { throw AstraError("data source '\(s)' needs a kind: digits:PATH, csv:PATH or idx:DIR") }
+        guard let colon = s.firstIndex(of: ":") else { throw AstraError("data source '\(s)' needs a kind: digits:PATH, csv:PATH, idx:DIR or cifar:DIR") }
         return (String(s[..<colon]), String(s[s.index(after: colon)...]))
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 
 /// The paper's settings (spec §10) and the small default `digits`.
 public enum Presets {
-    public static let names = ["digits", "concrete", "mnist", "mnist-cnn", "fashion-mnist", "fashion-mnist-n", "csv"]
+    public static let names = ["digits", "concrete", "mnist", "mnist-cnn", "cifar10", "fashion-mnist", "fashion-mnist-n", "csv"]
 
     /// `repoData`: the repository's `data/` folder; `sharedData`: `../shared/data`.
     public static func config(_ name: String, dataRoot: DataRoots) throws -> ExperimentConfig {
@@ -34,6 +34,15 @@ public enum Presets {
             c.setting = name; c.architecture = "cnn"; c.hidden = []; c.trainSize = 4096
             c.recipe = TrainingRecipe(learningRate: 0.05, momentum: 0.9, weightDecay: 1e-3, batchSize: 64, epochs: 5)
             return c
+        case "cifar10":
+            // The paper's CIFAR-10 setting (spec §10, issue 16): kronfluence's ResNet-9 (batch
+            // norm, two residual pairs), one-cycle SGD peaking at epoch 25/5, crops and flips.
+            // 1.7 GFLOP per image per step: a cluster setting (docs/cluster.md).
+            return ExperimentConfig(setting: name, data: "cifar:" + dataRoot.cifar10, target: nil, trainSize: 3072, querySize: 100,
+                                    labelNoise: 0, dataSeed: 0, hidden: [], architecture: "resnet9",
+                                    recipe: TrainingRecipe(learningRate: 0.4, momentum: 0.9, weightDecay: 1e-3, batchSize: 512, epochs: 25,
+                                                           oneCyclePeak: 0.2, augmentation: ImageAugmentation(padding: 4, horizontalFlip: true)),
+                                    seeds: [0], damping: 0.014, masks: 100, repeats: 50, alpha: 0.5)
         case "csv":
             // A user's regression CSV (`--data csv:PATH --target COL`) with the Concrete recipe;
             // 85% of rows train, queries from the rest.
@@ -52,9 +61,11 @@ public struct DataRoots: Sendable {
     public var concrete: String
     public var mnist: String
     public var fashionMNIST: String
+    /// CIFAR-10's binary folder (`cifar-10-batches-bin`); not on this machine.
+    public var cifar10: String
 
-    public init(digits: String, concrete: String, mnist: String, fashionMNIST: String) {
-        self.digits = digits; self.concrete = concrete; self.mnist = mnist; self.fashionMNIST = fashionMNIST
+    public init(digits: String, concrete: String, mnist: String, fashionMNIST: String, cifar10: String = "../shared/data/cifar-10-batches-bin") {
+        self.digits = digits; self.concrete = concrete; self.mnist = mnist; self.fashionMNIST = fashionMNIST; self.cifar10 = cifar10
     }
 
     /// Finds the repository's shipped `data/` and `../shared/data` relative to the executable
@@ -72,6 +83,6 @@ public struct DataRoots: Sendable {
         let sklearn = "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"
         let digits = fm.fileExists(atPath: repo + "/data/digits/digits.csv.gz") || !fm.fileExists(atPath: sklearn) ? repo + "/data/digits/digits.csv.gz" : sklearn
         return DataRoots(digits: digits, concrete: shared + "/concrete/concrete.csv",
-                         mnist: shared + "/mnist", fashionMNIST: "/usr/share/datasets/fashion-mnist")
+                         mnist: shared + "/mnist", fashionMNIST: "/usr/share/datasets/fashion-mnist", cifar10: shared + "/cifar-10-batches-bin")
     }
 }

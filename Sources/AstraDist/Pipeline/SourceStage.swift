@@ -89,12 +89,15 @@ public enum SourceStage {
             return try ctx.loadModel(reference)
         }
         var sum = [Double](repeating: 0, count: ctx.shape.parameterCount)
+        // Batch norm (not attributed, not averaged): the state of the segment's last checkpoint.
+        var normalization: [Float]? = nil
         for k in plan.checkpoints {
             let (net, _) = try ctx.loadModel(ModelReference(seed: reference.seed, checkpoint: k))
             for i in sum.indices { sum[i] += Double(net.parameters[i]) }
+            normalization = net.normalization
         }
         let mean = sum.map { Float($0 / Double(plan.checkpoints.count)) }
-        let net = Network<Float>(shape: ctx.shape, loss: ctx.data.train.loss, parameters: mean)
+        let net = Network<Float>(shape: ctx.shape, loss: ctx.data.train.loss, parameters: mean, normalization: normalization)
         let model = TrainStage.describe(ctx, net, seed: reference.seed, steps: plan.endStep, checkpoints: plan.checkpoints)
         var failure: String? = nil
         if ctx.comm.isRoot {

@@ -28,15 +28,14 @@ public enum TrainStage {
         if checkpointEvery > 0 { trainer.checkpointSteps = Set(stride(from: checkpointEvery, through: steps, by: checkpointEvery)) }
         var checkpoints: [Int] = []
         var checkpointError: Error? = nil
-        let net = trainer.train(on: ctx.data.train, seed: seed) { step, params in
+        let net = trainer.train(on: ctx.data.train, seed: seed) { step, n in
             checkpoints.append(step)
-            let n = Network<Float>(shape: ctx.shape, loss: ctx.data.train.loss, parameters: params)
             let checkpointDirectory = ctx.workspace.modelDirectory(ModelReference(seed: seed, checkpoint: step))
             do { try ModelStore.save(n, description: describe(ctx, n, seed: seed, steps: step, checkpoints: []), to: checkpointDirectory) }
             catch { checkpointError = error }
         }
         if let checkpointError { throw checkpointError }
-        guard net.parameters.allSatisfy(\.isFinite) else {
+        guard net.parameters.allSatisfy(\.isFinite), net.normalization.allSatisfy(\.isFinite) else {
             throw AstraError("training seed \(seed) diverged (NaN weights); lower --lr (now \(ctx.config.recipe.learningRate))")
         }
         let seconds = now() - start
@@ -50,7 +49,7 @@ public enum TrainStage {
 
     static func describe(_ ctx: RunContext, _ net: Network<Float>, seed: UInt64, steps: Int, checkpoints: [Int]) -> ModelDescription {
         ModelDescription(widths: net.shape.widths, operations: net.shape == NetworkShape(widths: net.shape.widths) ? nil : net.shape.operations, loss: net.loss, seed: seed, steps: steps, configHash: ctx.config.hash,
-                         dataHash: ctx.data.hash, parametersHash: ContentHash.of(net.parameters), checkpoints: checkpoints,
-                         learningRate: ctx.config.recipe.learningRate)
+                         dataHash: ctx.data.hash, parametersHash: net.contentHash, checkpoints: checkpoints,
+                         learningRate: ctx.config.recipe.learningRate(afterSteps: steps, examples: ctx.data.train.count))
     }
 }

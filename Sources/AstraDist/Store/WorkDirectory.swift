@@ -125,6 +125,9 @@ public enum ModelStore {
             let layer = net.shape.layer(l), o = net.shape.offset(l)
             try NPY.write(Array(net.parameters[o..<(o + layer.parameterCount)]), shape: [layer.outputs, layer.augmented], to: dir + "/layer-\(l).npy")
         }
+        for j in net.shape.normalizations.indices {
+            try NPY.write(net.batchNormRows(j), shape: [4, net.shape.normalizations[j].channels], to: dir + "/batchnorm-\(j).npy")
+        }
         // model.json last: its presence marks a complete model.
         try WorkDirectory.writeJSON(description, to: dir + "/model.json")
     }
@@ -134,10 +137,7 @@ public enum ModelStore {
     public static func decodeDescription(_ bytes: [UInt8], path: String) throws -> (ModelDescription, NetworkShape) {
         let hint = "train it with `astra-dist train`"
         let d = try JSONFile.decode(ModelDescription.self, from: bytes, path: path, hint: hint)
-        let widthsShape = try NetworkShape.validated(widths: d.widths, source: path, fix: "re-run `astra-dist train`")
-        if let ops = d.operations, let problem = NetworkShape.problem(with: ops) { throw AstraError("\(path): \(problem); re-run `astra-dist train`") }
-        let shape = d.operations.map { NetworkShape(operations: $0) } ?? widthsShape
-        guard shape.widths == d.widths else { throw AstraError("\(path): operations do not match widths; re-run `astra-dist train`") }
+        let shape = try NetworkShape.validated(operations: d.operations, widths: d.widths, source: path, fix: "re-run `astra-dist train`")
         guard d.steps >= 0, d.checkpoints.allSatisfy({ $0 > 0 }) else {
             throw AstraError("\(path): negative steps or checkpoint steps; re-run `astra-dist train`")
         }
@@ -157,11 +157,19 @@ public enum ModelStore {
             }
             p += a.values(Float.self)
         }
-        guard p.allSatisfy(\.isFinite) else { throw AstraError("\(dir) holds NaN or Inf weights: training diverged; lower --lr and re-run `astra-dist train`") }
-        guard ContentHash.of(p) == d.parametersHash else {
+        var net = Network(shape: shape, loss: d.loss, parameters: p)
+        for (j, n) in shape.normalizations.enumerated() {
+            let path = dir + "/batchnorm-\(j).npy", a = try NPY.read(path, hint: hint)
+            guard a.shape == [4, n.channels], a.dtype == .float32 else {
+                throw AstraError("\(path) has shape \(a.shape) (\(a.dtype.rawValue)), model.json expects [4, \(n.channels)] float32 (weight, bias, running_mean, running_var); re-run `astra-dist train`")
+            }
+            net.setBatchNormRows(j, a.values(Float.self))
+        }
+        guard p.allSatisfy(\.isFinite), net.normalization.allSatisfy(\.isFinite) else { throw AstraError("\(dir) holds NaN or Inf weights: training diverged; lower --lr and re-run `astra-dist train`") }
+        guard net.contentHash == d.parametersHash else {
             throw AstraError("\(dir): weights do not match model.json's hash (files mixed or modified); re-run `astra-dist train`")
         }
-        return (Network(shape: shape, loss: d.loss, parameters: p), d)
+        return (net, d)
     }
 }
 

@@ -1,7 +1,7 @@
 /// What a random stream is for. Each purpose is an independent stream family, so adding
 /// a new use of randomness never shifts an existing one.
 public enum RandomPurpose: UInt64, Sendable {
-    case initialization = 1, shuffle, pseudoLabel, ggnBatch, subsets, split, labelNoise, jobSeed, projection, queryChoice, test, bootstrap
+    case initialization = 1, shuffle, pseudoLabel, ggnBatch, subsets, split, labelNoise, jobSeed, projection, queryChoice, test, bootstrap, augmentation
 }
 
 /// Counter-based generator: the value at position `counter` of stream `(seed, purpose, index)`
