@@ -34,7 +34,7 @@ public struct SVGPlot: Sendable {
     /// Text escaped for SVG content.
     static func escape(_ s: String) -> String { s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
     /// Approximate width in pixels of `s` in the 12 px sans-serif font (wide enough for digits and capitals).
-    static func textWidth(_ s: String, size: Double = 12) -> Double { Double(s.count) * size * 0.62 }
+    static func textWidth(_ s: String, size: Double = 12) -> Double { Double(s.count) * size * 0.56 }
 
     /// The title in lines that fit `width` at 14 px (broken at spaces).
     static func titleLines(_ title: String, width: Double) -> [String] {
@@ -119,8 +119,22 @@ public struct SVGPlot: Sendable {
         guard lo.isFinite, hi.isFinite else { return (0, 1) }
         var (a, b) = (min(lo, hi), max(lo, hi))
         if b - a < 1e-12 * max(abs(a), 1) { let pad = a == 0 ? 1 : abs(a) * 0.1; a -= pad; b += pad }
-        let step = tickStep(a, b)
-        return (floor(a / step + 1e-9) * step, ceil(b / step - 1e-9) * step)
+        // Widening can raise the step of the widened range; repeat until it is stable, so that
+        // `roundTicks` of the result starts and ends at its ends.
+        for _ in 0..<4 {
+            let step = tickStep(a, b)
+            let (wa, wb) = (tick(Int((a / step + 1e-9).rounded(.down)), step), tick(Int((b / step - 1e-9).rounded(.up)), step))
+            if tickStep(wa, wb) == step { return (wa, wb) }
+            (a, b) = (wa, wb)
+        }
+        return (a, b)
+    }
+
+    /// k × step without rounding noise: for steps below 1 as k / (1/step), an exact integer
+    /// division (so 3 × 0.2 is 0.6, not 0.6000000000000001).
+    static func tick(_ k: Int, _ step: Double) -> Double {
+        if k == 0 { return 0 }
+        return step < 1 ? Double(k) / (1 / step).rounded() : Double(k) * step
     }
 
     /// Round ticks (steps 1, 2 or 5 × 10^k, about five) inside `[lo, hi]`, each a multiple of
@@ -130,7 +144,7 @@ public struct SVGPlot: Sendable {
         let step = tickStep(lo, hi)
         let first = Int((lo / step - 1e-9).rounded(.up)), last = Int((hi / step + 1e-9).rounded(.down))
         guard first <= last else { return [] }
-        return (first...last).map { k in k == 0 ? 0 : Double(k) * step }
+        return (first...last).map { tick($0, step) }
     }
 
     /// A tick value as text: at most 6 significant digits, so `0.30000000000000004` reads `0.3`.
