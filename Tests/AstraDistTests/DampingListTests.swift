@@ -36,6 +36,16 @@ final class DampingListTests: XCTestCase {
         // The λs really differ (else equality above would prove nothing).
         XCTAssertNotEqual(try NPY.read("\(w)/scores/ekfac_damping=0.001/seed-0.npy").values(Float.self),
                           try NPY.read("\(w)/scores/ekfac_damping=0.1/seed-0.npy").values(Float.self))
+        // On two ranks (two query groups: each gathers its rows per λ) the same scores, to the reordering tier.
+        let two = try TestSupport.run(["score", "--workdir", w, "--method", "ekfac", "--damping", "1e-3,0.1", "--name", "two-ranks"], ranks: 2)
+        XCTAssertEqual(two.status, 0, two.stderr)
+        for lambda in ["0.001", "0.1"] {
+            let a = try NPY.read("\(w)/scores/two-ranks_damping=\(lambda)/seed-0.npy").values(Float.self)
+            let b = try NPY.read("\(w)/scores/ekfac_damping=\(lambda)/seed-0.npy").values(Float.self)
+            let scale = b.map { abs($0) }.max()!
+            XCTAssertEqual(a.count, b.count)
+            for i in a.indices { XCTAssertEqual(a[i], b[i], accuracy: 1e-4 * scale) }
+        }
         // The setting's λ is plain `ekfac`; with --name N every λ is N_damping=λ.
         let named = try TestSupport.run(["score", "--workdir", w, "--method", "ekfac", "--damping", "0.0073,0.5", "--name", "sweep"])
         XCTAssertEqual(named.status, 0, named.stderr)

@@ -82,7 +82,7 @@ final class ReportTests: XCTestCase {
         for img in shown { XCTAssertGreaterThan(img.width, 0, "not decoded: \(img.tag)") }
         for id in ["lds-bars", "damping"] { XCTAssertTrue(shown.contains { $0.tag.contains("id=\"\(id)\"") }, id) }
         // The LDS table: one row per result (identity, ekfac, ekfac_damping=0.001, ekfac_damping=0.1) and a header.
-        let ldsTable = try XCTUnwrap(dom.range(of: "<table id=\"lds\">.*?</table>", options: .regularExpression).map { String(dom[$0]) })
+        let ldsTable = try XCTUnwrap(dom.range(of: "(?s)<table id=\"lds\">.*?</table>", options: .regularExpression).map { String(dom[$0]) })
         XCTAssertEqual(ldsTable.components(separatedBy: "<tr>").count - 1, 5, ldsTable)
 
         let page = try render(chromium, "file://\(files)/query-1.html", ["--dump-dom"])

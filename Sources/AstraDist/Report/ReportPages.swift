@@ -31,7 +31,7 @@ struct ReportPages {
     img.px{image-rendering:pixelated;width:56px;height:56px;border:1px solid #999}
     img.query{width:112px;height:112px}.pos{color:#1a7f37}.neg{color:#b42318}
     .methods{display:flex;gap:16px;flex-wrap:wrap}.methods>div{border:1px solid #ddd;padding:8px}
-    figure{margin:8px 0}small{color:#666}
+    figure{margin:8px 16px 8px 0;display:inline-block;vertical-align:top}small{color:#666}pre{white-space:pre-wrap}
     """
 
     /// Records every image's decoded size (0 = missing or undecodable) for the browser test.
