@@ -37,7 +37,7 @@ final class DampingListTests: XCTestCase {
         XCTAssertNotEqual(try NPY.read("\(w)/scores/ekfac_damping=0.001/seed-0.npy").values(Float.self),
                           try NPY.read("\(w)/scores/ekfac_damping=0.1/seed-0.npy").values(Float.self))
         // On two ranks (two query groups: each gathers its rows per λ) the same scores, to the reordering tier.
-        let two = try TestSupport.run(["score", "--workdir", w, "--method", "ekfac", "--damping", "1e-3,0.1", "--name", "two-ranks"], ranks: 2)
+        let two = try TestSupport.run(["score", "--workdir", w, "--method", "ekfac", "--damping", "1e-3,0.1", "--name", "two-ranks", "--query-groups", "2"], ranks: 2)
         XCTAssertEqual(two.status, 0, two.stderr)
         for lambda in ["0.001", "0.1"] {
             let a = try NPY.read("\(w)/scores/two-ranks_damping=\(lambda)/seed-0.npy").values(Float.self)
