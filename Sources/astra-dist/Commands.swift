@@ -47,7 +47,11 @@ let commands: [Command] = [
         let ctx = try openContext(o, ws, comm)
         try establish(ctx)
         let results = try LDSStage.run(ctx, methods: names, ensemble: o.flag("ensemble"))
-        if comm.isRoot { print(LDSStage.table(results)) }
+        if comm.isRoot {
+            print(LDSStage.table(results))
+            let curves = DampingCurves.curves(results)
+            if !curves.isEmpty { print(DampingCurves.table(curves) + "wrote " + LDSStage.dampingFigurePath(ws)) }
+        }
     },
     Command(name: "score", summary: "Influence scores of every training example for each query (Q×N); writes DIR/scores/NAME/seed-S.npy and .json (NAME: docs/commands.md, Naming rule).",
             specs: commonOptions + solverSpecs + [
@@ -58,25 +62,39 @@ let commands: [Command] = [
                 OptionSpec(name: "query-groups", value: "G", help: "split the ranks into G query groups (default: cost model, docs/design.md)"),
                 OptionSpec(name: "query-block", value: "K", help: "queries solved at once per group (memory knob, default 128)"),
                 OptionSpec(name: "top", value: "K", help: "also write each query's K most helpful and harmful examples (seed-S.top.json)"),
-                OptionSpec(name: "trace", value: "FILE", help: "write the solver's objective trace as CSV")]) { o, comm in
+                OptionSpec(name: "trace", value: "FILE", help: "write the solver's objective trace as CSV"),
+                OptionSpec(name: "untargeted", value: nil, help: "measure the queries without their targets: the predicted class's margin, or the output g (regression)")]) { o, comm in
         let ws = try workspace(o, creates: false)
         let methods = try solverMethods(o, default: ["ekfac"])
         try checkSolverFlags(o, methods: methods)
         if methods.count > 1 {
             for single in ["name", "trace"] where o.has(single) { throw AstraError("score: --\(single) names one result; pass one --method with it") }
         }
+        let dampings = try dampingList(o)
+        if let dampings, dampings.count > 1, o.has("trace") { throw AstraError("score: --trace names one file; pass one --damping with it") }
+        if o.flag("untargeted"), let m = methods.first(where: { !$0.solvesIHVP }) {
+            throw AstraError("score: --untargeted applies to the iHVP methods, not to \(m.rawValue) (its measurement has a target)")
+        }
         if let name = o.string("name") { try ResultName.validate(name, what: "--name") }
-        if o.has("queries-name") && !o.has("queries") { throw AstraError("score: --queries-name names the set of --queries; pass --queries SPEC too") }
+        if o.has("queries-name") && !o.has("queries") && !o.flag("untargeted") {
+            throw AstraError("score: --queries-name names the set of --queries (or of --untargeted); pass --queries SPEC too")
+        }
         let fisher = try fisherMode(o)
         let groups = try o.int("query-groups", min: 1), block = try o.int("query-block", min: 1) ?? 128, top = try o.int("top", min: 1) ?? 0
         let ctx = try openContext(o, ws, comm)
-        let requests = try methods.map { m in
-            ScoreStage.Request(method: m, options: try solverOptions(o, method: m, damping: ctx.config.damping), queries: nil, groups: groups,
-                               queryBlock: block, top: top, name: o.string("name"), tracePath: o.string("trace"), fisher: fisher)
+        // One sweep per method: a request per λ (`--damping LIST`), named as if asked alone, or `N_damping=λ` with --name N.
+        let sweeps = try methods.map { m in
+            let lambdas = m.solvesIHVP && !m.isSource ? dampings ?? [ctx.config.damping] : [ctx.config.damping]
+            return try lambdas.map { lambda in
+                let name = o.string("name").map { lambdas.count > 1 ? "\($0)_damping=\(ResultName.canonical(lambda))" : $0 }
+                return ScoreStage.Request(method: m, options: try solverOptions(o, method: m, damping: lambda), queries: nil, groups: groups,
+                                          queryBlock: block, top: top, name: name, tracePath: o.string("trace"), fisher: fisher)
+            }
         }
-        let queries = try o.string("queries").map { try ScoreStage.querySet(spec: $0, name: o.string("queries-name"), ctx: ctx) }
+        try sweeps.joined().compactMap(\.name).forEach { try ResultName.validate($0, what: "--name") }
+        let queries = try ScoreStage.querySet(spec: o.string("queries"), name: o.string("queries-name"), untargeted: o.flag("untargeted"), ctx: ctx)
         try establish(ctx)
-        for var r in requests { r.queries = queries; try ScoreStage.run(ctx, r) }
+        for sweep in sweeps { try ScoreStage.run(ctx, sweep: sweep.map { var r = $0; r.queries = queries; return r }) }
     },
     Command(name: "run", summary: "The whole pipeline: train, fit, score each method, groundtruth, lds; reuses a finished stage only if made with the same options; prints the table.",
             specs: commonOptions + configurationOptions + protocolOptions + [
@@ -89,6 +107,9 @@ let commands: [Command] = [
         if let requested { _ = try solverMethods(o, default: requested) }
         let ctx = try openContext(o, ws, comm)
         let methods = try solverMethods(o, default: ["identity", "kfac", "ekfac", "sni", "astra"] + (ctx.shape.parameterCount <= 8000 ? ["exact"] : []))
+        if let list = try dampingList(o), list.count > 1 {
+            throw AstraError("run: --damping takes one λ here; sweep a list with `astra-dist score --workdir \(ws.root) --method … --damping \(o.string("damping")!)`, then `lds`")
+        }
         let damping = try o.double("damping") ?? ctx.config.damping
         try SolverOptions(method: .ekfac, damping: damping).validate()
         let (m, r) = try sweep(o, ctx.config)
@@ -128,6 +149,7 @@ let commands: [Command] = [
     Command(name: "curvature", summary: "The curvature ladder (spec §12): H, GGN, block GGN, EK-FAC, K-FAC dense on digits MLPs; errors, LDS, decomposition per sweep point; writes DIR/curvature/.",
             specs: curvatureSpecs) { o, comm in try runCurvature(o, comm) },
     importCommand,
+    reportCommand,
     Command(name: "bench", summary: "Benchmarks: `bench train|fit|score --setting NAME`; prints JSON with timings and GFLOP/s against the measured SGEMM peak.",
             specs: commonOptions + configurationOptions + [
                 OptionSpec(name: "runs", value: "K", help: "repetitions (median reported; default 5)"),

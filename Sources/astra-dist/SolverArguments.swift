@@ -2,7 +2,7 @@ import AstraDist
 
 /// Solver options of `score` (recorded in every scores file, and in the result's name).
 let solverSpecs: [OptionSpec] = [
-    OptionSpec(name: "damping", value: "X", help: "influence damping λ (default: the setting's, the paper's value)"),
+    OptionSpec(name: "damping", value: "X", help: "influence damping λ (default: the setting's, the paper's value), or a list 1e-4,1e-3,1e-2: one result per λ"),
     OptionSpec(name: "fisher", value: "MODE", help: "kfac, ekfac, astra: Fisher of the fitted factors, sampled (default) or exact"),
     OptionSpec(name: "iterations", value: "K", help: "solver iterations (astra 200, sni 2000)"),
     OptionSpec(name: "solver-batch", value: "B", help: "GGN mini-batch per iteration, drawn with replacement (default 256; 0 = full batch)"),
@@ -70,10 +70,26 @@ func checkSolverFlags(_ o: Options, methods: [SolverMethod]) throws {
     }
 }
 
-/// The resolved options of `method`: its defaults at `damping`, then the flags that apply
-/// to it. Throws one line for a bad value.
-func solverOptions(_ o: Options, method: SolverMethod, damping defaultDamping: Double) throws -> SolverOptions {
-    var s = SolverOptions(method: method, damping: try o.double("damping") ?? defaultDamping)
+/// `--damping X` or a list `1e-4,1e-3,1e-2` (score: one result per λ, docs/commands.md "A list
+/// of dampings"): positive finite numbers, each once (by value: `0.001,1e-3` is one λ twice).
+func dampingList(_ o: Options) throws -> [Double]? {
+    guard let s = o.string("damping") else { return nil }
+    let items = s.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+    var out: [Double] = []
+    for item in items {
+        guard let v = Double(item), v.isFinite, v > 0 else {
+            throw AstraError("\(o.command): --damping expects positive numbers like 1e-3 or a list 1e-4,1e-3,1e-2, got '\(item.isEmpty ? "" : item)' in '\(s)'")
+        }
+        guard !out.contains(v) else { throw AstraError("\(o.command): --damping lists \(ResultName.canonical(v)) twice ('\(s)'); name each λ once") }
+        out.append(v)
+    }
+    return out
+}
+
+/// The resolved options of `method`: its defaults at `damping` (one λ, already resolved),
+/// then the flags that apply to it. Throws one line for a bad value.
+func solverOptions(_ o: Options, method: SolverMethod, damping: Double) throws -> SolverOptions {
+    var s = SolverOptions(method: method, damping: damping)
     if method.isIterative {
         if let v = try o.int("iterations", min: 0) { s.iterations = v }
         if let v = try o.int("solver-batch", min: 0) { s.batchSize = v }

@@ -80,8 +80,12 @@ public struct QueryGradients<T: BLASScalar>: Sendable {
 extension Network {
     /// The measurements `f_q` (spec §1) and their gradients for a set of queries, kept as
     /// their per-layer factors `δ_q`, `ā_q` (no Jacobian is formed).
+    ///
+    /// `untargeted`: the queries' targets are not used (`Measurement.untargeted`):
+    /// classification measures the margin of the model's predicted class, regression the
+    /// outputs g themselves.
     /// Complexity: one forward and backward pass over the queries.
-    public func measurementGradients(queries: Dataset) -> QueryGradients<T> {
+    public func measurementGradients(queries: Dataset, untargeted: Bool = false) -> QueryGradients<T> {
         let q = queries.count, c = shape.outputCount, tw = queries.targetWidth
         var values = [Double](repeating: 0, count: q)
         guard q > 0 else {
@@ -93,8 +97,10 @@ extension Network {
             queries.gather(Array(0..<q)[...], x: xp.baseAddress!, y: yp.baseAddress!)
             forward(xp.baseAddress!, batch: q, workspace: ws)
             for i in 0..<q {
-                values[i] = Measurement.valueAndGradient(loss: loss, y: ws.output + i * c, target: yp.baseAddress! + i * tw,
-                                                         dy: ws.outputGradient + i * c, outputs: c)
+                values[i] = untargeted
+                    ? Measurement.untargeted(loss: loss, y: ws.output + i * c, dy: ws.outputGradient + i * c, outputs: c)
+                    : Measurement.valueAndGradient(loss: loss, y: ws.output + i * c, target: yp.baseAddress! + i * tw,
+                                                   dy: ws.outputGradient + i * c, outputs: c)
             }
         } }
         backward(batch: q, workspace: ws, gradient: nil)

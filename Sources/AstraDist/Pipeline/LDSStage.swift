@@ -17,6 +17,8 @@ public enum LDSStage {
         public var subsets: Int
         public var repeats: Int
         public var signConvention: String
+        /// λ of the scores (`seed-S.json`'s `damping`; SOURCE: the implied one); nil in older files.
+        public var damping: Double?
     }
 
     /// Result names with scores in the workspace.
@@ -35,7 +37,7 @@ public enum LDSStage {
         var results: [MethodResult] = []
         for method in methods {
             var perSeed: [String: LDSResult] = [:], all: [[Float]] = [], seeds: [UInt64] = []
-            var convention = "", trak = false
+            var convention = "", trak = false, damping: Double? = nil, kind = ""
             for seed in ctx.seeds {
                 let path = ctx.workspace.scoresStem(name: method, model: ModelReference(seed: seed)) + ".npy"
                 if seed != ctx.seeds[0] && !FileManager.default.fileExists(atPath: path) { continue }
@@ -45,18 +47,26 @@ public enum LDSStage {
                 }
                 perSeed["\(seed)"] = try LDS.evaluate(masks: masks, groundTruth: gt, scores: scores, queries: q)
                 all.append(scores); seeds.append(seed); convention = meta.signConvention; trak = meta.method == SolverMethod.trak.rawValue
+                damping = damping ?? meta.damping; kind = meta.method
             }
             // TRAK ensembles by its own rule (kernels and weights averaged apart), every other method by the mean score.
             let ens = ensemble && all.count > 1
                 ? try LDS.evaluate(masks: masks, groundTruth: gt, scores: trak ? TRAKStage.ensembleScores(ctx, name: method, seeds: seeds) : LDS.averageScores(all), queries: q)
                 : nil
             let r = MethodResult(method: method, seeds: seeds, perSeed: perSeed, single: perSeed["\(seeds[0])"]!, ensemble: ens,
-                                 subsets: sweep.masks, repeats: sweep.repeats, signConvention: convention)
+                                 subsets: sweep.masks, repeats: sweep.repeats, signConvention: convention,
+                                 damping: SolverMethod(rawValue: kind)?.solvesIHVP == true ? damping : nil)
             if ctx.comm.isRoot { try WorkDirectory.writeJSON(r, to: ctx.workspace.ldsPath(method: method)) }
             results.append(r)
         }
+        let curves = DampingCurves.curves(results)
+        if ctx.comm.isRoot, !curves.isEmpty { try AtomicFile.write(DampingCurves.figure(curves).render(width: 720), to: dampingFigurePath(ctx.workspace)) }
         return results
     }
+
+    /// `lds/damping.svg`: LDS against λ per result family (`DampingCurves`), written by `lds`
+    /// when some family has two or more dampings.
+    public static func dampingFigurePath(_ ws: WorkDirectory) -> String { ws.root + "/lds/damping.svg" }
 
     /// Hash of the workspace's query set (global indices and arrays).
     public static func queryHash(_ ctx: RunContext) -> String {

@@ -5,15 +5,36 @@ extension ScoreStage {
     /// `csv:PATH` (the setting's target column, standardised with training statistics),
     /// `digits:PATH` (sklearn's digits layout) or `idx:IMAGES,LABELS`; checked against the
     /// model's input size. `name` defaults to `custom-` and a hash of the spec.
+    ///
+    /// `untargeted` (`--untargeted`): the set is measured without its targets
+    /// (`Measurement.untargeted`); without a spec it is the workspace's queries, named
+    /// `untargeted` unless `name`. Returns nil for neither (the workspace's own queries).
+    public static func querySet(spec: String?, name: String?, untargeted: Bool, ctx: RunContext) throws -> QuerySet? {
+        guard let spec else {
+            guard untargeted else { return nil }
+            let setName = name ?? "untargeted"
+            try validateSetName(setName)
+            return QuerySet(name: setName, data: ctx.data.queries, sources: ctx.data.queries.globalIndex.map { "test:\($0)" }, untargeted: true)
+        }
+        var set = try querySet(spec: spec, name: name ?? (untargeted ? "untargeted-" + String(ContentHash.of(spec).prefix(8)) : nil), ctx: ctx)
+        set.untargeted = untargeted
+        return set
+    }
+
+    /// A query set's name: a valid name without dots, not `default`.
+    static func validateSetName(_ setName: String) throws {
+        try ResultName.validate(setName, what: "--queries-name")
+        guard setName != "default", !setName.contains(".") else {
+            throw AstraError("--queries-name '\(setName)' must not be 'default' (the workspace's own queries) nor contain a dot (it ends a file stem)")
+        }
+    }
+
     public static func querySet(spec: String, name: String?, ctx: RunContext) throws -> QuerySet {
         guard !spec.isEmpty else {
             throw AstraError("--queries is empty; pass held-out rows like 0-99,250, or csv:PATH, digits:PATH or idx:IMAGES,LABELS")
         }
         let setName = name ?? "custom-" + String(ContentHash.of(spec).prefix(8))
-        try ResultName.validate(setName, what: "--queries-name")
-        guard setName != "default", !setName.contains(".") else {
-            throw AstraError("--queries-name '\(setName)' must not be 'default' (the workspace's own queries) nor contain a dot (it ends a file stem)")
-        }
+        try validateSetName(setName)
         var data: Dataset, sources: [String]
         if spec.hasPrefix("csv:") {
             let path = String(spec.dropFirst(4))

@@ -36,6 +36,9 @@ public struct ScoreMetadata: Codable, Sendable {
     public var queries: [String]
     public var queriesHash: String
     public var trainSize: Int
+    /// true: the queries were measured without their targets (`score --untargeted`: the
+    /// predicted class's margin, or the output g); absent for targeted measurements.
+    public var untargeted: Bool?
 }
 
 extension ScoreMetadata {

@@ -50,6 +50,11 @@ public enum ScoreStage {
         public var name: String
         public var data: Dataset
         public var sources: [String]
+        /// Measured without targets (`--untargeted`, `Measurement.untargeted`).
+        public var untargeted = false
+        public init(name: String, data: Dataset, sources: [String], untargeted: Bool = false) {
+            self.name = name; self.data = data; self.sources = sources; self.untargeted = untargeted
+        }
     }
 
     /// Default grouping: the most groups that divides K and leaves every group at least 16
@@ -60,11 +65,20 @@ public enum ScoreStage {
         (1...ranks).filter { ranks % $0 == 0 && queries / $0 >= 16 }.max() ?? 1
     }
 
-    public static func run(_ ctx: RunContext, _ req: Request) throws {
+    public static func run(_ ctx: RunContext, _ req: Request) throws { try run(ctx, sweep: [req]) }
+
+    /// Scores `sweep`, requests of one method that differ only in damping (`--damping LIST`),
+    /// each filed under its own name. The direct EK-FAC-family methods share the factors and
+    /// one rotation of each query block (`DampingSweep`); every other method runs once per λ.
+    public static func run(_ ctx: RunContext, sweep: [Request]) throws {
+        guard let req = sweep.first else { return }
+        precondition(sweep.allSatisfy { $0.method == req.method }, "ScoreStage.run: a sweep is of one method")
+        if sweep.count > 1 && !DampingSweep.sharesRotation(req.method, req.options) { for r in sweep { try run(ctx, r) }; return }
         if req.method == .tracin { return try TracInStage.run(ctx, req) }
         if req.method == .trak { return try TRAKStage.run(ctx, TRAKStage.resolved(req, ctx)) }
         let comm = ctx.comm
-        let (querySet, name) = try begin(ctx, req)
+        let begun = try sweep.map { try begin(ctx, $0) }
+        let querySet = begun[0].0
         let q = querySet.data.count, n = ctx.data.train.count
         let groups = req.groups ?? defaultGroups(ranks: comm.size, queries: q)
         guard groups >= 1, comm.size % groups == 0, groups <= max(q, 1) else {
@@ -79,67 +93,90 @@ public enum ScoreStage {
             let (net, model) = try ctx.loadModel(seed: seed)
             let source = req.method.isSource ? try SourceStage.prepare(ctx, seed: seed, model: model, options: req.options, fisher: req.fisher) : nil
             let ekfac = req.method.usesEigenbasis && source == nil ? try FitStage.load(ctx, seed: seed, model: model, mode: req.fisher) : nil
-            ctx.log("score: \(req.method.rawValue), seed \(seed): \(q) queries × \(n) training examples on \(comm.size) rank(s) in \(groups) query group(s)")
+            let dampings = sweep.count > 1 ? " at \(sweep.count) dampings (one rotation)" : ""
+            ctx.log("score: \(req.method.rawValue), seed \(seed): \(q) queries × \(n) training examples on \(comm.size) rank(s) in \(groups) query group(s)\(dampings)")
             var seconds: [String: Double] = ["queryGradients": 0, "solve": 0, "contraction": 0]
-            var local = [Float](), reports: [SolverReport] = []
+            var locals = [[Float]](repeating: [], count: sweep.count), reports = [[SolverReport]](repeating: [], count: sweep.count)
             var blockStart = myQueries.lowerBound
             let stateDirectory = solverStateDirectory(ctx, req, seed: seed, querySet: querySet)
             while blockStart < myQueries.upperBound {
                 let block = blockStart..<min(blockStart + req.queryBlock, myQueries.upperBound)
+                blockStart = block.upperBound
                 var t = now()
-                let v = net.measurementGradients(queries: querySet.data.subset(Array(block)))
+                let v = net.measurementGradients(queries: querySet.data.subset(Array(block)), untargeted: querySet.untargeted)
                 seconds["queryGradients"]! += now() - t
+                let contraction = ScoreContraction(network: net, queries: block.count, featureCount: ctx.data.train.featureCount,
+                                                   targetWidth: ctx.data.train.targetWidth)
                 t = now()
+                if sweep.count > 1 {
+                    try DampingSweep.solve(v, ekfac: ekfac, method: req.method, dampings: sweep.map(\.options.damping)) { i, x, report in
+                        seconds["solve"]! += now() - t
+                        t = now()
+                        locals[i] += contraction.scores(x, train: ctx.data.train, rows: shard)
+                        seconds["contraction"]! += now() - t
+                        reports[i].append(report)
+                        t = now()
+                    }
+                    continue
+                }
                 let checkpoint = SolverCheckpoint(path: stateDirectory + "/block-\(block.lowerBound)-\(block.upperBound).bin",
                                                   provenance: ["data": ctx.data.hash, "config": ctx.config.hash, "querySet": querySet.name,
                                                                "queryBlock": "\(block.lowerBound)-\(block.upperBound)"])
                 if let source {
                     let (tau, r) = try source.scores(v, req, train: ctx.data.train, rows: shard, comm: gcomm, seconds: &seconds,
                                                      progress: group == 0 ? { ctx.log("score: " + $0) } : nil, checkpoint: checkpoint)
-                    local += tau; reports += r; blockStart = block.upperBound
+                    locals[0] += tau; reports[0] += r
                     continue
                 }
                 let (x, report) = try IHVPSolver.solve(v, network: net, train: ctx.data.train, ekfac: ekfac,
                                                        options: req.options, comm: gcomm, progress: group == 0 ? { ctx.log("score: " + $0) } : nil,
                                                        checkpoint: checkpoint)
                 seconds["solve"]! += now() - t
-                reports.append(report)
+                reports[0].append(report)
                 t = now()
-                let tau = ScoreContraction(network: net, queries: block.count, featureCount: ctx.data.train.featureCount,
-                                           targetWidth: ctx.data.train.targetWidth).scores(x, train: ctx.data.train, rows: shard)
+                locals[0] += contraction.scores(x, train: ctx.data.train, rows: shard)
                 seconds["contraction"]! += now() - t
-                local += tau
-                blockStart = block.upperBound
             }
-            // `local` is (this group's queries × this rank's shard), row-major: blocks were appended in query order.
-            let gathered = gatherMatrix(local, rows: myQueries, columns: shard, shape: (q, n), comm: comm)
-            // One copy of each group's reports (its batch-slice ranks hold the same ones).
-            let reportJSON = try JSONEncoder().encode(gcomm.rank == 0 ? reports : [])
-            let allReports = comm.gatherv(Array(reportJSON), root: 0)
             // Sorted: dictionary order differs between processes, collectives must not.
             for k in seconds.keys.sorted() { seconds[k] = comm.allreduceMax(seconds[k]!) }
-            if let scores = gathered, let allReports {
-                let groupReports = try allReports.map { try JSONDecoder().decode([SolverReport].self, from: Data($0)) }.flatMap { $0 }
-                var meta = metadata(ctx, req, seed: seed, model: model, querySet: querySet, reports: groupReports, seconds: seconds)
-                meta.name = name
-                if req.method.usesEigenbasis { meta.fisher = req.fisher; meta.factorsHash = try source?.factorsHash ?? factorsHash(ctx, seed: seed) }
-                source?.annotate(&meta, statedDamping: ctx.config.damping)
-                var written = try write(scores, ctx, req, meta: meta, network: net, queries: querySet.data,
-                                        advice: "the solve diverged; " + divergenceAdvice(req.method))
-                if let path = req.tracePath {
-                    let trace = SolverReport.meanTrace(groupReports)
-                    try AtomicFile.write("iteration,objective,seconds\n" + trace.map { "\($0.iteration),\($0.objective),\($0.seconds)" }.joined(separator: "\n") + "\n", to: path)
-                }
-                if let path = req.tracePath { written.append(path) }
-                if let last = meta.solver["finalObjective"]?.number { ctx.log("score: final objective h = \(last) (the mean over queries, as recorded in the .json)") }
-                report(written)
-                // The scores are written: the solver states (and any temp file of a killed save) are spent.
-                try? FileManager.default.removeItem(atPath: stateDirectory)
-                ctx.log(String(format: "score: seed %llu done: query gradients %.2f s, solve %.2f s, contraction %.2f s", seed,
-                               seconds["queryGradients"]!, seconds["solve"]!, seconds["contraction"]!))
+            for (i, r) in sweep.enumerated() {
+                try finish(ctx, r, name: begun[i].1, seed: seed, model: model, network: net, querySet: querySet, local: locals[i], reports: reports[i],
+                           seconds: seconds, source: source, rows: myQueries, columns: shard, groupComm: gcomm)
             }
+            // The scores are written: the solver states (and any temp file of a killed save) are spent.
+            if comm.isRoot { try? FileManager.default.removeItem(atPath: stateDirectory) }
             comm.barrier()
         }
+    }
+
+    /// Gathers one result's scores of a seed (collective) and, on rank 0, writes them with
+    /// their metadata, the trace and top.json, and prints what it wrote.
+    static func finish(_ ctx: RunContext, _ req: Request, name: String, seed: UInt64, model: ModelDescription, network net: Network<Float>,
+                       querySet: QuerySet, local: [Float], reports: [SolverReport], seconds: [String: Double], source: SourceStage.Prepared?,
+                       rows myQueries: Range<Int>, columns shard: Range<Int>, groupComm gcomm: Communicator) throws {
+        let comm = ctx.comm
+        // `local` is (this group's queries × this rank's shard), row-major: blocks were appended in query order.
+        let gathered = gatherMatrix(local, rows: myQueries, columns: shard, shape: (querySet.data.count, ctx.data.train.count), comm: comm)
+        // One copy of each group's reports (its batch-slice ranks hold the same ones).
+        let reportJSON = try JSONEncoder().encode(gcomm.rank == 0 ? reports : [])
+        let allReports = comm.gatherv(Array(reportJSON), root: 0)
+        guard let scores = gathered, let allReports else { return }
+        let groupReports = try allReports.map { try JSONDecoder().decode([SolverReport].self, from: Data($0)) }.flatMap { $0 }
+        var meta = metadata(ctx, req, seed: seed, model: model, querySet: querySet, reports: groupReports, seconds: seconds)
+        meta.name = name
+        if req.method.usesEigenbasis { meta.fisher = req.fisher; meta.factorsHash = try source?.factorsHash ?? factorsHash(ctx, seed: seed) }
+        source?.annotate(&meta, statedDamping: ctx.config.damping)
+        var written = try write(scores, ctx, req, meta: meta, network: net, queries: querySet.data,
+                                advice: "the solve diverged; " + divergenceAdvice(req.method))
+        if let path = req.tracePath {
+            let trace = SolverReport.meanTrace(groupReports)
+            try AtomicFile.write("iteration,objective,seconds\n" + trace.map { "\($0.iteration),\($0.objective),\($0.seconds)" }.joined(separator: "\n") + "\n", to: path)
+            written.append(path)
+        }
+        if let last = meta.solver["finalObjective"]?.number { ctx.log("score: final objective h = \(last) (the mean over queries, as recorded in the .json)") }
+        report(written)
+        ctx.log(String(format: "score: seed %llu done (%@): query gradients %.2f s, solve %.2f s, contraction %.2f s", seed, name,
+                       seconds["queryGradients"]!, seconds["solve"]!, seconds["contraction"]!))
     }
 
     /// What every method's scoring starts with: the query set (the workspace's unless
@@ -220,9 +257,12 @@ public enum ScoreStage {
         let trace = SolverReport.meanTrace(reports).map { [Double($0.iteration), $0.objective] }
         var h = ContentHash()
         h.update(querySet.data.globalIndex.map { Int64($0) }); h.update(querySet.data.inputs); h.update(querySet.data.targets)
-        return ScoreMetadata(method: req.method.rawValue, seed: seed, damping: o.damping, solver: solver, objectiveTrace: trace, seconds: seconds,
+        if querySet.untargeted { h.update("untargeted") }
+        var meta = ScoreMetadata(method: req.method.rawValue, seed: seed, damping: o.damping, solver: solver, objectiveTrace: trace, seconds: seconds,
                              modelHash: model.parametersHash, configHash: ctx.config.hash, dataHash: ctx.data.hash,
                              querySet: querySet.name, queries: querySet.sources, queriesHash: h.hex, trainSize: ctx.data.train.count)
+        if querySet.untargeted { meta.untargeted = true }
+        return meta
     }
 
     /// Content hash of the factors' manifest, which holds the hash of every factor array.
@@ -240,8 +280,9 @@ public enum ScoreStage {
     /// Per query the K largest and K smallest scores with each example's source row, target
     /// and prediction; equal scores in column order, so the choice is a function of the
     /// scores alone (scores closer than the reordering tolerance may still swap between rank
-    /// counts). Returns the path written.
-    static func writeTop(_ scores: [Float], network: Network<Float>, queries: Dataset, train: Dataset, k: Int, meta: ScoreMetadata, ctx: RunContext) throws -> String {
+    /// counts). The one ordering of top-k lists: `score --top` writes it, `report` reads it
+    /// (or calls this when a result has no top.json).
+    static func topQueries(_ scores: [Float], network: Network<Float>, queries: Dataset, train: Dataset, k: Int, names: [String]) -> [TopQuery] {
         let n = train.count
         let trainPredicted = network.predictions(on: train), queryPredicted = network.predictions(on: queries)
         var out: [TopQuery] = []
@@ -251,9 +292,15 @@ public enum ScoreStage {
             func pick(_ idx: ArraySlice<Int>) -> [TopExample] {
                 idx.map { TopExample(column: $0, row: train.globalIndex[$0], target: Double(train.targets[$0 * train.targetWidth]), prediction: trainPredicted[$0], score: Double(row[$0])) }
             }
-            out.append(TopQuery(query: meta.queries[i], target: Double(queries.targets[i * queries.targetWidth]), prediction: queryPredicted[i],
+            out.append(TopQuery(query: names[i], target: Double(queries.targets[i * queries.targetWidth]), prediction: queryPredicted[i],
                                 helpful: pick(order.prefix(k)), harmful: pick(order.suffix(k).reversed()[...])))
         }
+        return out
+    }
+
+    /// Writes `seed-S[.SET].top.json` (`topQueries`); returns the path written.
+    static func writeTop(_ scores: [Float], network: Network<Float>, queries: Dataset, train: Dataset, k: Int, meta: ScoreMetadata, ctx: RunContext) throws -> String {
+        let out = topQueries(scores, network: network, queries: queries, train: train, k: k, names: meta.queries)
         let path = ctx.workspace.scoresStem(name: meta.resultName, model: ModelReference(seed: meta.seed), querySet: meta.querySet) + ".top.json"
         try WorkDirectory.writeJSON(TopFile(numbering: ScoreMetadata.numbering, queries: out), to: path)
         return path

@@ -18,15 +18,21 @@ public struct SVGStackedBars: Sendable {
     }
 
     public func render(width: Double = 640, height: Double = 420) -> String {
-        let left = 70.0, right = 170.0, top = 36.0, bottom = 60.0
-        let pw = width - left - right, ph = height - top - bottom
         let ups = values.map { $0.filter { $0.isFinite && $0 > 0 }.reduce(0, +) }, downs = values.map { $0.filter { $0.isFinite && $0 < 0 }.reduce(0, +) }
-        let y1 = max(ups.max() ?? 1, 1e-12), y0 = min(downs.min() ?? 0, 0)
+        let (y0, y1) = SVGPlot.tickRange(min(downs.min() ?? 0, 0), max(ups.max() ?? 1, 1e-12))
+        let yTicks = SVGPlot.roundTicks(y0, y1)
+        let left = 34 + (yTicks.map { SVGPlot.textWidth(SVGPlot.tickLabel($0)) }.max() ?? 0)
+        let right = 30 + (segments.map { SVGPlot.textWidth($0) }.max() ?? 0)
+        let slot0 = (width - left - right) / Double(max(bars.count, 1)), labelWidth = bars.map { SVGPlot.textWidth($0) }.max() ?? 0
+        // Bar labels wider than their slot are drawn at 40°, with room below for them.
+        let slanted = labelWidth > slot0 - 4
+        let top = SVGPlot.titleHeight(title, width: width), bottom = slanted ? 24 + labelWidth * 0.65 : 40.0
+        let pw = width - left - right, ph = height - top - bottom
         func py(_ y: Double) -> Double { top + (1 - (y - y0) / (y1 - y0)) * ph }
         let f = SVGPlot.number, esc = SVGPlot.escape
         var s = SVGPlot.frame(width: width, height: height, title: title, left: left, top: top, plotWidth: pw, plotHeight: ph)
-        for yv in SVGPlot.roundTicks(y0, y1) {
-            s += "<text x=\"\(f(left - 6))\" y=\"\(f(py(yv) + 4))\" text-anchor=\"end\">\(String(format: "%g", yv))</text>\n"
+        for yv in yTicks {
+            s += "<text x=\"\(f(left - 6))\" y=\"\(f(py(yv) + 4))\" text-anchor=\"end\">\(SVGPlot.tickLabel(yv))</text>\n"
             s += "<line x1=\"\(f(left))\" x2=\"\(f(left + pw))\" y1=\"\(f(py(yv)))\" y2=\"\(f(py(yv)))\" stroke=\"#ddd\"/>\n"
         }
         s += "<line x1=\"\(f(left))\" x2=\"\(f(left + pw))\" y1=\"\(f(py(0)))\" y2=\"\(f(py(0)))\" stroke=\"#444\"/>\n"
@@ -40,7 +46,9 @@ public struct SVGStackedBars: Sendable {
                 s += "<rect x=\"\(f(x))\" y=\"\(f(py(max(base, end))))\" width=\"\(f(bw))\" height=\"\(f(abs(py(base) - py(end))))\" fill=\"\(SVGPlot.colors[k % SVGPlot.colors.count])\"/>\n"
                 if v > 0 { up = end } else { down = end }
             }
-            s += "<text x=\"\(f(x + bw / 2))\" y=\"\(f(top + ph + 16))\" text-anchor=\"middle\">\(esc(label))</text>\n"
+            s += slanted
+                ? "<text transform=\"translate(\(f(x + bw / 2)),\(f(top + ph + 14))) rotate(-40)\" text-anchor=\"end\">\(esc(label))</text>\n"
+                : "<text x=\"\(f(x + bw / 2))\" y=\"\(f(top + ph + 16))\" text-anchor=\"middle\">\(esc(label))</text>\n"
         }
         for (k, label) in segments.enumerated() {
             s += "<rect x=\"\(f(left + pw + 12))\" y=\"\(f(top + 4 + Double(k) * 16))\" width=\"12\" height=\"10\" fill=\"\(SVGPlot.colors[k % SVGPlot.colors.count])\"/>"
