@@ -77,9 +77,10 @@ func dampingList(_ o: Options) throws -> [Double]? {
     let items = s.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
     var out: [Double] = []
     for item in items {
-        guard let v = Double(item), v.isFinite, v > 0 else {
-            throw AstraError("\(o.command): --damping expects positive numbers like 1e-3 or a list 1e-4,1e-3,1e-2, got '\(item.isEmpty ? "" : item)' in '\(s)'")
+        guard let v = Double(item), v.isFinite else {
+            throw AstraError("\(o.command): --damping expects positive numbers like 1e-3 or a list 1e-4,1e-3,1e-2, got '\(item)' in '\(s)'")
         }
+        guard v > 0 else { throw AstraError("\(o.command): --damping must be positive, got '\(item)' in '\(s)'") }
         guard !out.contains(v) else { throw AstraError("\(o.command): --damping lists \(ResultName.canonical(v)) twice ('\(s)'); name each λ once") }
         out.append(v)
     }
