@@ -5,14 +5,14 @@
 # and diff the output. Usage: launch/reference-numbers.sh [WORKDIR]   (needs a release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exe=.build/release/astra-dist
+exe=${EXE:-.build/release/astra-dist}
 root=${1:-$(mktemp -d /tmp/astra-reference.XXXXXX)}
 export OPENBLAS_NUM_THREADS=1
 for setting in ${SETTINGS:-digits concrete mnist}; do
     ws=$root/$setting
     rm -rf "$ws"
-    flags=(--workdir "$ws" --setting "$setting" --seeds 0)
-    "$exe" train "${flags[@]}" 2>/dev/null
+    flags=(--workdir "$ws" --seeds 0)
+    "$exe" train "${flags[@]}" --setting "$setting" 2>/dev/null
     "$exe" fit "${flags[@]}" 2>/dev/null
     "$exe" score "${flags[@]}" --method ekfac 2>/dev/null
     "$exe" score "${flags[@]}" --method astra --iterations "$([ "$setting" = mnist ] && echo 3 || echo 20)" 2>/dev/null

@@ -45,6 +45,8 @@ public final class Workspace<T: BLASScalar> {
     public let s: [UnsafeMutablePointer<T>]
     /// Per layer: `Ds_l = ∂(objective)/∂s_l`, B×O.
     public let ds: [UnsafeMutablePointer<T>]
+    /// When set, `forward` and `backward` record their time per operation and pass (`bench train`).
+    public var profile: OperationProfile?
 
     public init(shape: NetworkShape, capacity: Int) {
         self.shape = shape; self.capacity = capacity
@@ -72,16 +74,19 @@ extension Network {
         parameters.withUnsafeBufferPointer { w in
             for (k, op) in shape.operations.enumerated() {
                 let input = k == 0 ? x : UnsafePointer(ws.values[k])
+                var mark = ws.profile?.start() ?? 0
                 switch op {
                 case .layer(let layer):
                     let l = shape.layerIndex[k]!
                     layer.makeRows(input: input, batch: batch, into: ws.abar[l])
+                    mark = ws.profile?.record(k, .rows, since: mark) ?? 0
                     layer.forward(abar: ws.abar[l], weights: w.baseAddress! + shape.offset(l), s: ws.values[k + 1], batch: batch)
                 case .pointwise(let f):
                     f.forward(input, into: ws.values[k + 1], count: batch * shape.valueWidths[k])
                 case .spatial(let f):
                     f.forward(input, into: ws.values[k + 1], batch: batch, width: shape.valueWidths[k])
                 }
+                ws.profile?.record(k, .forward, since: mark)
             }
         }
     }
@@ -92,12 +97,15 @@ extension Network {
     public func backward(batch: Int, workspace ws: Workspace<T>, gradient: UnsafeMutablePointer<T>?, scale: T = 1) {
         parameters.withUnsafeBufferPointer { w in
             for k in shape.operations.indices.reversed() {
+                var mark = ws.profile?.start() ?? 0, pass = OperationProfile.Pass.backward
                 switch shape.operations[k] {
                 case .layer(let layer):
                     let l = shape.layerIndex[k]!
                     if let gradient {
                         layer.weightGradient(ds: ws.gradients[k + 1], abar: ws.abar[l], scale: scale, beta: 0, gradient: gradient + shape.offset(l), batch: batch)
+                        mark = ws.profile?.record(k, .weightGradient, since: mark) ?? 0
                     }
+                    pass = .inputGradient
                     // The data needs no gradient.
                     if k > 0 { layer.backwardInput(ds: ws.gradients[k + 1], weights: w.baseAddress! + shape.offset(l), da: ws.gradients[k], batch: batch) }
                 case .pointwise(let f):
@@ -105,6 +113,7 @@ extension Network {
                 case .spatial(let f):
                     f.transpose(ws.gradients[k + 1], pre: ws.values[k], into: ws.gradients[k], batch: batch, queries: 1, width: shape.valueWidths[k])
                 }
+                if k > 0 || pass != .inputGradient { ws.profile?.record(k, pass, since: mark) }
             }
         }
     }
@@ -115,10 +124,12 @@ extension Network {
     public func forwardLoss(_ x: UnsafePointer<T>, _ targets: UnsafePointer<T>, batch: Int, workspace ws: Workspace<T>) -> Double {
         forward(x, batch: batch, workspace: ws)
         let c = shape.outputCount, tw = loss == .mse ? c : 1
+        let mark = ws.profile?.start() ?? 0
         var total = 0.0
         for b in 0..<batch {
             total += loss.lossAndGradient(y: ws.output + b * c, target: targets + b * tw, dy: ws.outputGradient + b * c, outputs: c)
         }
+        ws.profile?.record(nil, .loss, since: mark)
         return total
     }
 
