@@ -5,7 +5,7 @@
 # and diff the output. Usage: launch/reference-numbers.sh [WORKDIR]   (needs a release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exe=.build/release/astra-dist
+exe=${EXE:-.build/release/astra-dist}
 root=${1:-$(mktemp -d /tmp/astra-reference.XXXXXX)}
 export OPENBLAS_NUM_THREADS=1
 for setting in ${SETTINGS:-digits concrete mnist}; do

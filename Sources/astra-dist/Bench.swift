@@ -9,6 +9,7 @@ func runBenchmark(_ o: Options, _ comm: Communicator) throws {
     let runs = try o.int("runs", min: 1) ?? 5
     let mode = try fisherMode(o), methods = try solverMethods(o, default: ["ekfac", "astra", "sni"])
     let sniIterations = try o.int("sni-iterations", min: 1) ?? 2000, groups = try o.int("query-groups", min: 1)
+    let astraIterations = try o.int("astra-iterations", min: 1)
     let ctx = try openContext(o, ws, comm)
     let damping = try o.double("damping") ?? ctx.config.damping
     try SolverOptions(method: .ekfac, damping: damping).validate()
@@ -18,7 +19,8 @@ func runBenchmark(_ o: Options, _ comm: Communicator) throws {
     switch what {
     case "train": json = try e.encode(Benchmark.train(ctx, runs: runs))
     case "fit": json = try e.encode(Benchmark.fit(ctx, mode: mode, runs: runs))
-    default: json = try e.encode(Benchmark.score(ctx, methods: methods, sniIterations: sniIterations, damping: damping, groups: groups))
+    default: json = try e.encode(Benchmark.score(ctx, methods: methods, sniIterations: sniIterations, damping: damping, groups: groups,
+                                                 astraIterations: astraIterations))
     }
     if comm.isRoot {
         print(String(decoding: json, as: UTF8.self))

@@ -156,6 +156,7 @@ let commands: [Command] = [
                 OptionSpec(name: "fisher", value: "MODE", help: "fit: sampled (default) or exact"),
                 OptionSpec(name: "method", value: "LIST", help: "score: solvers to time (default ekfac,astra,sni)"),
                 OptionSpec(name: "sni-iterations", value: "K", help: "score: SNI iterations (default 2000)"),
+                OptionSpec(name: "astra-iterations", value: "K", help: "score: ASTRA iterations (default 200)"),
                 OptionSpec(name: "query-groups", value: "G", help: "score: query groups, as in `score` (default: the same cost model)"),
                 OptionSpec(name: "damping", value: "X", help: "score: damping (default: the setting's)"),
                 OptionSpec(name: "out", value: "FILE", help: "also write the JSON result to FILE")]) { o, comm in

@@ -33,7 +33,16 @@ public final class ScoreContraction<T: BLASScalar> {
     public func scores(_ solved: SolvedBlock<T>, train: Dataset, rows: Range<Int>) -> [Float] {
         precondition(solved.queries == queries && solved.values.count == queries * network.shape.parameterCount,
                      "ScoreContraction: a block of \(solved.queries) vectors for \(queries) queries")
-        let shape = network.shape, qn = queries, block = solved.values
+        let shape = network.shape, qn = queries
+        // A convolution has T rows per example: rotating them into the eigenbasis would cost
+        // N·T·K² (8 M multiply-adds per example for the CNN's second layer, ten times its
+        // forward pass), so a block for a convolutional network goes back to parameter
+        // coordinates once (Q·Σ_l O·K·(O + K)) and is scored there.
+        var solved = solved
+        if solved.eigenbasis != nil, shape.layers.contains(where: { $0.positions > 1 }) {
+            solved = SolvedBlock(values: solved.parameterBlock(), queries: qn, eigenbasis: nil)
+        }
+        let block = solved.values
         let n = rows.count
         var out = [Float](repeating: 0, count: qn * n)
         var tau = [T](repeating: 0, count: qn * batchSize)

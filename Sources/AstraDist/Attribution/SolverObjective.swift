@@ -20,8 +20,8 @@ final class DistributedGGN<T: BLASScalar> {
         fullSlice = Array(blockRange(count: data.count, rank: comm.rank, size: comm.size))
         let per = { (n: Int) in (n + comm.size - 1) / comm.size }
         let widest = max(per(batchSize == 0 ? data.count : batchSize), per(largestSet))
-        // GEMMs are efficient from a few hundred rows; longer slices run in chunks.
-        product = GGNProduct(network: network, data: data, queries: queries, maxBatch: max(1, min(256, widest)), eigenbasis: eigenbasis)
+        product = GGNProduct(network: network, data: data, queries: queries, maxBatch: GGNProduct<T>.chunkExamples(network.shape, widest: widest),
+                             eigenbasis: eigenbasis)
     }
 
     /// `out = G̃_B v` with B the batch of `(seed, iteration)` (or the whole set). Collective.

@@ -68,6 +68,8 @@ public final class Workspace<T: BLASScalar> {
     public let normalizationGradient: UnsafeMutablePointer<T>
     /// True after a training-mode `forward` (batch statistics): `backward` runs through them.
     public internal(set) var training = false
+    /// When set, `forward` and `backward` record their time per operation and pass (`bench train`).
+    public var profile: OperationProfile?
 
     public init(shape: NetworkShape, capacity: Int) {
         self.shape = shape; self.capacity = capacity
@@ -100,10 +102,12 @@ extension Network {
         parameters.withUnsafeBufferPointer { w in normalization.withUnsafeBufferPointer { state in
             for (k, op) in shape.operations.enumerated() {
                 let input = k == 0 ? x : UnsafePointer(ws.values[k])
+                var mark = ws.profile?.start() ?? 0
                 switch op {
                 case .layer(let layer):
                     let l = shape.layerIndex[k]!
                     layer.makeRows(input: input, batch: batch, into: ws.abar[l])
+                    mark = ws.profile?.record(k, .rows, since: mark) ?? 0
                     layer.forward(abar: ws.abar[l], weights: w.baseAddress! + shape.offset(l), s: ws.values[k + 1], batch: batch)
                 case .pointwise(let f):
                     f.forward(input, into: ws.values[k + 1], count: batch * shape.valueWidths[k])
@@ -121,6 +125,7 @@ extension Network {
                         BatchNorm2d.affine(input, scale: a, shift: b, into: ws.values[k + 1], rows: batch * n.pixels)
                     }
                 }
+                ws.profile?.record(k, .forward, since: mark)
             }
         } }
     }
@@ -132,12 +137,15 @@ extension Network {
     public func backward(batch: Int, workspace ws: Workspace<T>, gradient: UnsafeMutablePointer<T>?, scale: T = 1) {
         parameters.withUnsafeBufferPointer { w in normalization.withUnsafeBufferPointer { state in
             for k in shape.operations.indices.reversed() {
+                var mark = ws.profile?.start() ?? 0, pass = OperationProfile.Pass.backward
                 switch shape.operations[k] {
                 case .layer(let layer):
                     let l = shape.layerIndex[k]!
                     if let gradient {
                         layer.weightGradient(ds: ws.gradients[k + 1], abar: ws.abar[l], scale: scale, beta: 0, gradient: gradient + shape.offset(l), batch: batch)
+                        mark = ws.profile?.record(k, .weightGradient, since: mark) ?? 0
                     }
+                    pass = .inputGradient
                     // The data needs no gradient.
                     if k > 0 { layer.backwardInput(ds: ws.gradients[k + 1], weights: w.baseAddress! + shape.offset(l), da: ws.gradients[k], batch: batch) }
                 case .pointwise(let f):
@@ -156,6 +164,7 @@ extension Network {
                         BatchNorm2d.affine(ws.gradients[k + 1], scale: a, shift: nil, into: ws.gradients[k], rows: batch * n.pixels)
                     }
                 }
+                if k > 0 || pass != .inputGradient { ws.profile?.record(k, pass, since: mark) }
                 // Value k is complete: close the skips that add it (their output cotangents).
                 for r in shape.residualsFrom[k] { addResidual(ws.gradients[k], ws.gradients[r + 1], into: ws.gradients[k], count: batch * shape.valueWidths[k]) }
             }
@@ -168,10 +177,12 @@ extension Network {
     public func forwardLoss(_ x: UnsafePointer<T>, _ targets: UnsafePointer<T>, batch: Int, workspace ws: Workspace<T>, training: Bool = false) -> Double {
         forward(x, batch: batch, workspace: ws, training: training)
         let c = shape.outputCount, tw = loss == .mse ? c : 1
+        let mark = ws.profile?.start() ?? 0
         var total = 0.0
         for b in 0..<batch {
             total += loss.lossAndGradient(y: ws.output + b * c, target: targets + b * tw, dy: ws.outputGradient + b * c, outputs: c)
         }
+        ws.profile?.record(nil, .loss, since: mark)
         return total
     }
 

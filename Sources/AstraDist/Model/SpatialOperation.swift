@@ -29,22 +29,55 @@ public struct MaxPool2d: Equatable, Sendable {
     public var inputWidth: Int { height * width * channels }
     public var outputWidth: Int { outHeight * outWidth * channels }
 
-    /// `body(output index, input index of its window's maximum)` for one example's input
-    /// `x` (ties: the first in row-major window order).
+    /// `y[o]` = the maximum of output o's window, for one example's input `x`. Channels are
+    /// contiguous, so each window tap is one vectorisable pass over C values.
     @inline(__always)
-    func forEachMaximum<T: BLASScalar>(_ x: UnsafePointer<T>, _ body: (Int, Int) -> Void) {
+    func maxima<T: BLASScalar>(_ x: UnsafePointer<T>, into y: UnsafeMutablePointer<T>) {
         for oy in 0..<outHeight {
             for ox in 0..<outWidth {
-                let corner = (oy * stride * width + ox * stride) * channels
-                for c in 0..<channels {
-                    var best = corner + c
-                    for i in 0..<windowHeight {
-                        for j in 0..<windowWidth {
-                            let at = corner + (i * width + j) * channels + c
-                            if x[at] > x[best] { best = at }
+                let corner = x + (oy * stride * width + ox * stride) * channels, yo = y + (oy * outWidth + ox) * channels
+                yo.update(from: corner, count: channels)
+                for i in 0..<windowHeight {
+                    for j in 0..<windowWidth where i > 0 || j > 0 {
+                        let at = corner + (i * width + j) * channels
+                        // Selects, not branches: a maximum's position is data-dependent.
+                        for c in 0..<channels { let v = at[c], m = yo[c]; yo[c] = v > m ? v : m }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `best[o]` = the input index of output o's window maximum for one example's input `x`
+    /// (ties: the first in row-major window order); `value` is scratch of `channels` values.
+    @inline(__always)
+    func argmaxima<T: BLASScalar>(_ x: UnsafePointer<T>, into best: UnsafeMutablePointer<Int>, value: UnsafeMutablePointer<T>) {
+        for oy in 0..<outHeight {
+            for ox in 0..<outWidth {
+                let corner = (oy * stride * width + ox * stride) * channels, bo = best + (oy * outWidth + ox) * channels
+                for c in 0..<channels { value[c] = x[corner + c]; bo[c] = corner + c }
+                for i in 0..<windowHeight {
+                    for j in 0..<windowWidth where i > 0 || j > 0 {
+                        let at = corner + (i * width + j) * channels
+                        for c in 0..<channels {
+                            let v = x[at + c], m = value[c], better = v > m
+                            value[c] = better ? v : m
+                            bo[c] = better ? at + c : bo[c]
                         }
                     }
-                    body((oy * outWidth + ox) * channels + c, best)
+                }
+            }
+        }
+    }
+
+    /// Runs `body(argmax of example b)` for each of `batch` examples of `pre` (one index buffer).
+    @inline(__always)
+    func forEachArgmax<T: BLASScalar>(_ pre: UnsafePointer<T>, batch: Int, _ body: (Int, UnsafePointer<Int>) -> Void) {
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: outputWidth) { best in
+            withUnsafeTemporaryAllocation(of: T.self, capacity: channels) { value in
+                for b in 0..<batch {
+                    argmaxima(pre + b * inputWidth, into: best.baseAddress!, value: value.baseAddress!)
+                    body(b, UnsafePointer(best.baseAddress!))
                 }
             }
         }
@@ -85,10 +118,7 @@ public enum SpatialOperation: Equatable, Sendable {
     func forward<T: BLASScalar>(_ x: UnsafePointer<T>, into y: UnsafeMutablePointer<T>, batch: Int, width: Int) {
         switch self {
         case .maxPool(let p), .globalMaxPool(let p):
-            for b in 0..<batch {
-                let xb = x + b * p.inputWidth, yb = y + b * p.outputWidth
-                p.forEachMaximum(xb) { o, i in yb[o] = xb[i] }
-            }
+            for b in 0..<batch { p.maxima(x + b * p.inputWidth, into: y + b * p.outputWidth) }
         case .flatten(let c, let h, let w):
             for b in 0..<batch { permuteToChannelMajor(x + b * width, into: y + b * width, channels: c, pixels: h * w, inverse: false) }
         case .scale(let factor):
@@ -102,9 +132,10 @@ public enum SpatialOperation: Equatable, Sendable {
         switch self {
         case .maxPool(let p), .globalMaxPool(let p):
             let iw = p.inputWidth, ow = p.outputWidth
-            for b in 0..<batch {
-                p.forEachMaximum(pre + b * iw) { o, i in
-                    for q in 0..<queries { out[(b * queries + q) * ow + o] = t[(b * queries + q) * iw + i] }
+            p.forEachArgmax(pre, batch: batch) { b, best in
+                for q in 0..<queries {
+                    let tq = t + (b * queries + q) * iw, oq = out + (b * queries + q) * ow
+                    for o in 0..<ow { oq[o] = tq[best[o]] }
                 }
             }
         case .flatten, .scale:
@@ -120,9 +151,10 @@ public enum SpatialOperation: Equatable, Sendable {
         case .maxPool(let p), .globalMaxPool(let p):
             let iw = p.inputWidth, ow = p.outputWidth
             out.initialize(repeating: 0, count: batch * queries * iw)
-            for b in 0..<batch {
-                p.forEachMaximum(pre + b * iw) { o, i in
-                    for q in 0..<queries { out[(b * queries + q) * iw + i] += g[(b * queries + q) * ow + o] }
+            p.forEachArgmax(pre, batch: batch) { b, best in
+                for q in 0..<queries {
+                    let gq = g + (b * queries + q) * ow, oq = out + (b * queries + q) * iw
+                    for o in 0..<ow { oq[best[o]] += gq[o] }
                 }
             }
         case .flatten(let c, let h, let w):

@@ -28,6 +28,8 @@ public struct Trainer<T: BLASScalar> {
     public var recipe: TrainingRecipe
     /// Steps after which `onCheckpoint` is called with the current network (step counts from 1).
     public var checkpointSteps: Set<Int> = []
+    /// When set, the time of every part of a step is recorded into it (`bench train`).
+    public var profile: OperationProfile?
 
     public init(shape: NetworkShape, recipe: TrainingRecipe) { self.shape = shape; self.recipe = recipe }
 
@@ -40,6 +42,7 @@ public struct Trainer<T: BLASScalar> {
         var net = Network<T>(shape: shape, loss: data.loss, seed: seed)
         let n = data.count, bs = min(recipe.batchSize, max(n, 1)), p = shape.parameterCount
         let ws = Workspace<T>(shape: shape, capacity: bs)
+        ws.profile = profile
         let x = UnsafeMutablePointer<T>.allocate(capacity: bs * data.featureCount)
         let y = UnsafeMutablePointer<T>.allocate(capacity: bs * data.targetWidth)
         let grad = UnsafeMutablePointer<T>.allocate(capacity: p)
@@ -56,17 +59,21 @@ public struct Trainer<T: BLASScalar> {
             while start < n {
                 let b = min(bs, n - start)
                 let lr = T(recipe.learningRate(atStep: step, of: totalSteps))
+                let mark = profile?.start() ?? 0
                 data.gather(order[start..<(start + b)], x: x, y: y)
                 if let augmentation = recipe.augmentation, let layout = data.image {
                     augmentation.apply(x, globalIndices: order[start..<(start + b)].map { data.globalIndex[$0] }, layout: layout, seed: seed, epoch: epoch, scratch: scratch)
                 }
+                profile?.record(nil, .gather, since: mark)
                 net.lossAndGradient(x, y, batch: b, workspace: ws, gradient: grad, training: true)
+                let stepMark = profile?.start() ?? 0
                 net.parameters.withUnsafeMutableBufferPointer { w in
                     // velocity is uninitialised before the first step; m = 0 there ignores it.
                     if step == 0 { velocity.update(repeating: 0, count: p) }
                     sgdStep(theta: w.baseAddress!, grad: grad, velocity: velocity, count: p, lr: lr, momentum: mom, weightDecay: wd, first: step == 0)
                 }
                 normalization.step(&net, workspace: ws, batch: b, lr: lr, momentum: mom, weightDecay: wd, first: step == 0)
+                profile?.record(nil, .optimiser, since: stepMark)
                 step += 1
                 start += b
                 if checkpointSteps.contains(step) { onCheckpoint?(step, net) }

@@ -3,17 +3,20 @@ import Foundation
 /// Measurements for `astra-dist bench`: medians over repeated runs, FLOP counts of the
 /// work an algorithm needs (2 per multiply-add), and the SGEMM peak measured in the same run.
 public enum Benchmark {
-    /// Achieved SGEMM GFLOP/s on n×n×n products at the current BLAS thread count (best of `runs`).
-    public static func sgemmPeak(n: Int = 1024, runs: Int = 5) -> Double {
+    /// Achieved SGEMM GFLOP/s on n×n×n products at the current BLAS thread count (best of
+    /// `runs`); with `cpu`, in this thread's CPU seconds (one BLAS thread: the peak a profile
+    /// in CPU seconds is compared with on a shared machine).
+    public static func sgemmPeak(n: Int = 1024, runs: Int = 5, cpu: Bool = false) -> Double {
+        let clock = cpu ? threadCPUSeconds : now
         let a = [Float](repeating: 1.0 / Float(n), count: n * n)
         var c = [Float](repeating: 0, count: n * n)
         var best = Double.infinity
         for _ in 0..<runs {
-            let t = now()
+            let t = clock()
             a.withUnsafeBufferPointer { ap in c.withUnsafeMutableBufferPointer { cp in
                 Float.gemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: ap.baseAddress!, lda: n, b: ap.baseAddress!, ldb: n, beta: 0, c: cp.baseAddress!, ldc: n)
             } }
-            best = min(best, now() - t)
+            best = min(best, clock() - t)
         }
         return 2 * Double(n * n * n) / best / 1e9
     }
@@ -22,11 +25,17 @@ public enum Benchmark {
         let s = xs.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 
-    /// FLOPs of one training run: per example and epoch, forward 2P, weight gradients 2P,
-    /// input gradients 2(P − P₁) (none for the first layer, which sees the data).
+    /// Multiply-adds of layer l's forward GEMM per example, T·O·K (P for a linear layer; a
+    /// convolution repeats its O×K kernel at T positions).
+    static func forwardMACs(_ layer: NetworkLayer) -> Double { Double(layer.positions * layer.outputs * layer.augmented) }
+
+    /// FLOPs of one training run: per example and epoch, forward 2M, weight gradients 2M,
+    /// input gradients 2M past the first layer, which sees the data (M = T·O·K per layer,
+    /// counting the bias column in the input gradient as the MLP figures always did: for an
+    /// MLP 2P, 2P and 2(P − P₁)).
     public static func trainingFlops(shape: NetworkShape, examples n: Int, epochs: Int) -> Double {
-        let p = Double(shape.parameterCount), p1 = Double(shape.layer(0).parameterCount)
-        return Double(epochs) * Double(n) * (6 * p - 2 * p1)
+        let perExample = shape.layers.enumerated().reduce(0.0) { $0 + (($1.offset > 0 ? 6 : 4) * forwardMACs($1.element)) }
+        return Double(epochs) * Double(n) * perExample
     }
 
     public struct TrainResult: Codable, Sendable {
@@ -40,6 +49,65 @@ public enum Benchmark {
         public var achievedGFLOPS: Double
         public var sgemmPeakGFLOPS: Double
         public var halfDataMedianSeconds: Double
+        /// The training thread's CPU seconds per model (on a shared machine the wall time
+        /// also counts the time it waited for a core) and the GFLOP/s they give.
+        public var cpuSecondsPerModel: [Double]
+        public var medianCPUSeconds: Double
+        public var cpuGFLOPS: Double
+        /// The SGEMM peak in CPU seconds, measured after the runs; the profile's `ofPeak` is against it.
+        public var sgemmPeakCPUGFLOPS: Double
+        /// One more full-data run with every part of the step timed (`OperationProfile`).
+        public var profile: [ProfileRow]
+        public var profiledSeconds: Double
+    }
+
+    /// One part of the profile: an operation's pass (or a step's own part), its CPU seconds
+    /// over the run, and for GEMM passes FLOPs, GFLOP/s and the fraction of the SGEMM peak
+    /// measured in CPU seconds in the same run.
+    public struct ProfileRow: Codable, Sendable {
+        public var operation: String
+        public var pass: String
+        public var seconds: Double
+        public var share: Double
+        public var gflop: Double?
+        public var gflops: Double?
+        public var ofPeak: Double?
+    }
+
+    /// A short name of operation k (`conv2d 1→8 5×5`, `linear 784→10`, `relu`, `maxpool2d`).
+    static func operationName(_ op: NetworkOperation) -> String {
+        switch op {
+        case .layer(.linear(let l)): return "linear \(l.inputs)→\(l.outputs)"
+        case .layer(.conv2d(let l)): return "conv2d \(l.channels)→\(l.filters) \(l.kernel)×\(l.kernel)"
+        case .pointwise(let f): return f.rawValue
+        default:
+            let json = (try? JSONEncoder().encode(op)).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+            return json?["op"] as? String ?? "\(op)"
+        }
+    }
+
+    /// The profile's rows in walk order (forward, then backward), then gather, loss and the
+    /// optimiser; `examples` is the number of examples the run processed (N·epochs).
+    static func profileRows(_ profile: OperationProfile, shape: NetworkShape, examples: Double, peak: Double) -> [ProfileRow] {
+        let total = profile.seconds.values.reduce(0, +)
+        func row(_ k: Int?, _ pass: OperationProfile.Pass) -> ProfileRow? {
+            guard let sec = profile.seconds[OperationProfile.Key(operation: k, pass: pass)] else { return nil }
+            var flops: Double? = nil
+            if let k, let l = shape.layerIndex[k] {
+                let layer = shape.layer(l)
+                switch pass {
+                case .forward, .weightGradient, .inputGradient: flops = 2 * examples * forwardMACs(layer)
+                default: break
+                }
+            }
+            let gflops = flops.map { $0 / sec / 1e9 }
+            return ProfileRow(operation: k.map { operationName(shape.operations[$0]) } ?? "step", pass: pass.rawValue, seconds: sec, share: sec / total,
+                              gflop: flops.map { $0 / 1e9 }, gflops: gflops, ofPeak: gflops.map { $0 / peak })
+        }
+        let ops = Array(shape.operations.indices)
+        let forward: [ProfileRow?] = ops.flatMap { k in [row(k, .rows), row(k, .forward)] }
+        let backward: [ProfileRow?] = ops.reversed().flatMap { k in [row(k, .backward), row(k, .weightGradient), row(k, .inputGradient)] }
+        return (forward + backward + [row(nil, .gather), row(nil, .loss), row(nil, .optimiser)]).compactMap { $0 }
     }
 
     /// Trains the setting's model `runs` times on the full training set and on half of it
@@ -48,18 +116,26 @@ public enum Benchmark {
         setBLASThreads(ctx.threads)
         let peak = sgemmPeak()
         let trainer = Trainer<Float>(shape: ctx.shape, recipe: ctx.config.recipe)
-        var times: [Double] = []
+        var times: [Double] = [], cpu: [Double] = []
         for r in 0..<runs {
-            let t = now(); _ = trainer.train(on: ctx.data.train, seed: UInt64(r)); times.append(now() - t)
+            let t = now(), c = threadCPUSeconds()
+            _ = trainer.train(on: ctx.data.train, seed: UInt64(r))
+            times.append(now() - t); cpu.append(threadCPUSeconds() - c)
         }
         let half = ctx.data.train.subset(Array(0..<(ctx.data.train.count / 2)))
         var halfTimes: [Double] = []
         for r in 0..<runs { let t = now(); _ = trainer.train(on: half, seed: UInt64(r)); halfTimes.append(now() - t) }
+        var profiled = trainer
+        profiled.profile = OperationProfile()
+        let tp = now(); _ = profiled.train(on: ctx.data.train, seed: 0); let profiledSeconds = now() - tp
         let med = median(times)
         let flops = trainingFlops(shape: ctx.shape, examples: ctx.data.train.count, epochs: ctx.config.recipe.epochs)
+        let cpuPeak = sgemmPeak(cpu: true)
+        let rows = profileRows(profiled.profile!, shape: ctx.shape, examples: Double(ctx.data.train.count * ctx.config.recipe.epochs), peak: cpuPeak)
         return TrainResult(setting: ctx.config.setting, threads: ctx.threads, runs: runs, secondsPerModel: times, medianSeconds: med,
                            modelsPerHour: 3600 / med, gflop: flops / 1e9, achievedGFLOPS: flops / med / 1e9, sgemmPeakGFLOPS: peak,
-                           halfDataMedianSeconds: median(halfTimes))
+                           halfDataMedianSeconds: median(halfTimes), cpuSecondsPerModel: cpu, medianCPUSeconds: median(cpu),
+                           cpuGFLOPS: flops / median(cpu) / 1e9, sgemmPeakCPUGFLOPS: cpuPeak, profile: rows, profiledSeconds: profiledSeconds)
     }
 }
 
@@ -86,11 +162,13 @@ extension Benchmark {
     /// FLOPs of the factor pass per example: forward 2P, backward 2P (weight-gradient-free: only
     /// input gradients 2(P − P₁)), SYRKs Σ_l ((I+1)² + O²); the correction pass adds the batch
     /// rotations 2Σ_l((I+1)² + O²) and the Λ GEMM 2Σ_l O(I+1).
+    /// A convolution has T rows per example: its SYRKs and rotations are T times a linear
+    /// layer's, and its correction forms each example's gradient in the eigenbasis (2M).
     static func fitFlops(shape: NetworkShape, examples n: Int) -> (Double, Double) {
-        let p = Double(shape.parameterCount), p1 = Double(shape.layer(0).parameterCount)
-        let syrk = shape.layers.reduce(0.0) { $0 + Double($1.augmented * $1.augmented + $1.outputs * $1.outputs) }
-        let pass = 2 * p + 2 * (p - p1)
-        return (Double(n) * (pass + syrk), Double(n) * (pass + 2 * syrk + 2 * p))
+        let m = shape.layers.reduce(0.0) { $0 + forwardMACs($1) }
+        let syrk = shape.layers.reduce(0.0) { $0 + Double($1.positions * ($1.augmented * $1.augmented + $1.outputs * $1.outputs)) }
+        let pass = 4 * m - 2 * forwardMACs(shape.layer(0))
+        return (Double(n) * (pass + syrk), Double(n) * (pass + 2 * syrk + 2 * m))
     }
 
     /// Fits the first model's EK-FAC `runs` times (collective); medians of each pass.
@@ -118,6 +196,9 @@ extension Benchmark {
         public var seconds: Double
         public var gflop: Double?
         public var gflops: Double?
+        /// The slowest rank's thread CPU seconds (on a shared machine the wall time also
+        /// counts waiting for a core; with one BLAS thread this is the work itself).
+        public var cpuSeconds: Double? = nil
     }
     public struct ScoreResult: Codable, Sendable {
         public var setting: String
@@ -139,7 +220,10 @@ extension Benchmark {
     /// Times the parts of `score` for the first model: query gradients, each solver, and the
     /// contraction (2·Q·N·P FLOPs), on the grid `score` uses (`groups` query groups, default
     /// `ScoreStage.defaultGroups`). Collective; rank 0 reports the slowest rank's times.
-    public static func score(_ ctx: RunContext, methods: [SolverMethod], sniIterations: Int, damping: Double, groups: Int? = nil) throws -> ScoreResult {
+    /// `astraIterations`: ASTRA's iterations (nil: its default, 200), e.g. a few to time an
+    /// iteration on a large network.
+    public static func score(_ ctx: RunContext, methods: [SolverMethod], sniIterations: Int, damping: Double, groups: Int? = nil,
+                             astraIterations: Int? = nil) throws -> ScoreResult {
         setBLASThreads(ctx.threads)
         let peak = sgemmPeak()
         let seed = ctx.seeds[0]
@@ -152,15 +236,19 @@ extension Benchmark {
         let gcomm = g == 1 ? ctx.comm : ctx.comm.split(color: group, key: ctx.comm.rank)
         let myQueries = ctx.data.queries.subset(Array(blockRange(count: q, rank: group, size: g)))
         var parts: [ScorePart] = [], traces: [String: [[Double]]] = [:]
+        var lastCPU = 0.0
         func timed<R>(_ body: () throws -> R) rethrows -> (R, Double) {
-            ctx.comm.barrier(); let t = now(); let r = try body(); return (r, ctx.comm.allreduceMax(now() - t))
+            ctx.comm.barrier(); let t = now(), c = threadCPUSeconds(); let r = try body()
+            lastCPU = ctx.comm.allreduceMax(threadCPUSeconds() - c)
+            return (r, ctx.comm.allreduceMax(now() - t))
         }
         let (v, tg) = timed { net.measurementGradients(queries: myQueries) }
-        parts.append(ScorePart(name: "query gradients", seconds: tg, gflop: nil, gflops: nil))
+        parts.append(ScorePart(name: "query gradients", seconds: tg, gflop: nil, gflops: nil, cpuSeconds: lastCPU))
         var x: SolvedBlock<Float>? = nil
         for m in methods {
             var o = SolverOptions(method: m, damping: damping)
             if m == .sni { o.iterations = sniIterations }
+            if m == .astra, let k = astraIterations { o.iterations = k }
             // Direct methods: no objective, as in `score`. Iterative ones: every 10 iterations,
             // for the iteration match below; the evaluations are timed apart.
             o.traceEvery = m.isIterative ? 10 : 0
@@ -175,7 +263,7 @@ extension Benchmark {
                 + Double(checks) * ggnProductFLOPs(ctx.shape, batch: c, queries: q, eigenbasis: eigen, forwardOnly: true)
                 + Double(g * o.powerIterations) * ggnProductFLOPs(ctx.shape, batch: e, queries: 1, eigenbasis: eigen) : nil
             parts.append(ScorePart(name: "solve \(m.rawValue) (\(report.iterations) iterations\(checks > 0 ? ", \(checks) back-off checks, \(report.backoffs ?? 0) back-offs in group 0" : ""))", seconds: ts, gflop: flops.map { $0 / 1e9 },
-                                   gflops: flops.map { $0 / ts / 1e9 }))
+                                   gflops: flops.map { $0 / ts / 1e9 }, cpuSeconds: lastCPU))
             if m.isIterative {
                 let te = ctx.comm.allreduceMax(report.evaluationSeconds)
                 parts.append(ScorePart(name: "  of which \(report.trace.count) objective evaluations on |E| = \(e)", seconds: te, gflop: nil, gflops: nil))
@@ -186,8 +274,9 @@ extension Benchmark {
         let shard = blockRange(count: n, rank: gcomm.rank, size: gcomm.size)
         let block = x ?? SolvedBlock(values: v.parameterBlock(), queries: v.queries, eigenbasis: nil)
         let (_, tc) = timed { ScoreContraction(network: net, queries: v.queries, featureCount: ctx.data.train.featureCount, targetWidth: ctx.data.train.targetWidth).scores(block, train: ctx.data.train, rows: shard) }
-        let cf = 2 * Double(q) * Double(n) * p
-        parts.append(ScorePart(name: "contraction", seconds: tc, gflop: cf / 1e9, gflops: cf / tc / 1e9))
+        // 2·Q·N·P, plus for a convolution its per-example gradients (2M per example).
+        let cf = 2 * Double(q) * Double(n) * p + 2 * Double(n) * ctx.shape.layers.filter { $0.positions > 1 }.reduce(0.0) { $0 + forwardMACs($1) }
+        parts.append(ScorePart(name: "contraction", seconds: tc, gflop: cf / 1e9, gflops: cf / tc / 1e9, cpuSeconds: lastCPU))
         var match: Int? = nil
         if let sni = traces["sni"]?.last?[1], let astra = traces["astra"] { match = astra.first { $0[1] <= sni }.map { Int($0[0]) } }
         return ScoreResult(setting: ctx.config.setting, ranks: ctx.comm.size, queryGroups: g, queries: q, trainSize: n, parts: parts, traces: traces,
@@ -195,17 +284,17 @@ extension Benchmark {
     }
 
     /// FLOPs (2 per multiply-add) of one GGN product over `batch` examples for Q vectors: per
-    /// layer the tangent and block-gradient GEMMs (2·B·Q·O(I+1) each) and, past the first
-    /// layer, the input tangent and input gradient (2·B·Q·O·I each); in the eigenbasis also
-    /// the tangent rotations (2·B·Q·O² each way) and `Ā Q_A` (2·B·(I+1)²). `forwardOnly`: the
+    /// layer the tangent and block-gradient GEMMs (2·B·Q·T·O(I+1) each, T positions) and, past
+    /// the first layer, the input tangent and input gradient (2·B·Q·T·O·I each); in the
+    /// eigenbasis also the tangent rotations (2·B·Q·T·O² each way) and `Ā Q_A` (2·B·T·(I+1)²). `forwardOnly`: the
     /// quadratic form `vᵀG v` (`GGNProduct.quadraticForms`), the forward half.
     static func ggnProductFLOPs(_ shape: NetworkShape, batch: Int, queries: Int, eigenbasis: Bool, forwardOnly: Bool = false) -> Double {
         let b = Double(batch), q = Double(queries), ways = forwardOnly ? 1.0 : 2.0
         return shape.layers.enumerated().reduce(0.0) { sum, e in
             let (l, layer) = e
-            let o = Double(layer.outputs), i = Double(layer.inputs)
-            var f = ways * (2 * b * q * o * (i + 1) + (l > 0 ? 2 * b * q * o * i : 0))
-            if eigenbasis { f += ways * 2 * b * q * o * o + 2 * b * (i + 1) * (i + 1) }
+            let o = Double(layer.outputs), i = Double(layer.inputs), t = Double(layer.positions)
+            var f = ways * (2 * b * q * t * o * (i + 1) + (l > 0 ? 2 * b * q * t * o * i : 0))
+            if eigenbasis { f += ways * 2 * b * q * t * o * o + 2 * b * t * (i + 1) * (i + 1) }
             return sum + f
         }
     }
