@@ -4,8 +4,10 @@
 /// row in PyTorch's (c, i, j) order is C·k plain runs of k values with no bounds test (the
 /// border holds real zeros). The per-value closure and padding test of a tap-by-tap loop made
 /// these copies 60% of a CNN training step. For Float and k ≤ 8 a run moves as one 8-value
-/// vector: a copy also writes the next 8 − k columns, which the next run overwrites (so the
-/// last run of a row is copied value by value), and an add masks the lanes past k.
+/// vector: a copy also writes the next 8 − k columns, which the next run overwrites (so a run
+/// with fewer than 8 columns of the patch left, e.g. every run of a 1×1 kernel near the end,
+/// is copied value by value: nothing is ever written past a row's patch), and an add masks
+/// the lanes past k.
 extension Conv2dLayer {
     var paddedHeight: Int { height + 2 * padding }
     var paddedWidth: Int { width + 2 * padding }
@@ -48,7 +50,7 @@ extension Conv2dLayer {
     /// values (row (e·T + t)): columns (c, i, j), then a 1 at column `patch` if `one`.
     func im2col<T: BLASScalar>(_ input: UnsafePointer<T>, exampleStride: Int, examples: Int, into rows: UnsafeMutablePointer<T>, ld: Int, one: Bool) {
         let k = kernel, pw = paddedWidth, plane = paddedHeight * pw, ow = outWidth, t = positions
-        let vector = T.self == Float.self && k <= 8, lastChannel = channels - 1
+        let vector = T.self == Float.self && k <= 8
         withPlanes(T.self) { planes in
             for e in 0..<examples {
                 spread(input + e * exampleStride, into: planes)
@@ -57,10 +59,11 @@ extension Conv2dLayer {
                     for ox in 0..<ow {
                         let row = r + (oy * ow + ox) * ld
                         var column = row, corner = UnsafePointer(planes) + oy * stride * pw + ox * stride
-                        for c in 0..<channels {
+                        let end = row + patch
+                        for _ in 0..<channels {
                             var src = corner
-                            for i in 0..<k {
-                                if vector && (c < lastChannel || i < k - 1) {
+                            for _ in 0..<k {
+                                if vector && end - column >= 8 {
                                     UnsafeMutableRawPointer(column).storeBytes(of: UnsafeRawPointer(src).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
                                 } else {
                                     for j in 0..<k { column[j] = src[j] }
@@ -81,7 +84,7 @@ extension Conv2dLayer {
     /// terms in the tap-by-tap order (position, then i, j), summed from zero in the planes.
     func col2im<T: BLASScalar>(_ rows: UnsafePointer<T>, ld: Int, examples: Int, into out: UnsafeMutablePointer<T>, exampleStride: Int) {
         let k = kernel, pw = paddedWidth, plane = paddedHeight * pw, ow = outWidth, t = positions, count = planeCount
-        let vector = T.self == Float.self && k <= 8, lastChannel = channels - 1
+        let vector = T.self == Float.self && k <= 8
         let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .>= SIMD8<Int32>(repeating: Int32(k))
         withPlanes(T.self) { planes in
             for e in 0..<examples {
@@ -90,10 +93,11 @@ extension Conv2dLayer {
                 for oy in 0..<outHeight {
                     for ox in 0..<ow {
                         var column = r + (oy * ow + ox) * ld, corner = planes + oy * stride * pw + ox * stride
-                        for c in 0..<channels {
+                        let end = column + patch
+                        for _ in 0..<channels {
                             var dst = corner
-                            for i in 0..<k {
-                                if vector && (c < lastChannel || i < k - 1) {
+                            for _ in 0..<k {
+                                if vector && end - column >= 8 {
                                     let add = UnsafeRawPointer(column).loadUnaligned(as: SIMD8<Float>.self).replacing(with: 0, where: lanes)
                                     let d = UnsafeMutableRawPointer(dst)
                                     d.storeBytes(of: d.loadUnaligned(as: SIMD8<Float>.self) + add, as: SIMD8<Float>.self)
