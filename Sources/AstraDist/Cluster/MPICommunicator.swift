@@ -1,3 +1,4 @@
+import Foundation
 import CMPI
 #if canImport(Glibc)
 import Glibc
@@ -17,6 +18,11 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var initialized: Int32 = 0
         MPI_Initialized(&initialized)
         if initialized == 0 {
+            // Alone (no launcher's variables), a singleton needs no helper daemon: without this
+            // Open MPI forks an `orted` at MPI_Init, the fork of the platform notes' trap, and
+            // seen to hang for over 60 s on a loaded machine (CommandLineTests, session 6).
+            let env = ProcessInfo.processInfo.environment
+            if env["OMPI_COMM_WORLD_SIZE"] == nil && env["PMIX_RANK"] == nil { setenv("OMPI_MCA_ess_singleton_isolated", "1", 0) }
             var provided: Int32 = 0
             MPI_Init_thread(nil, nil, Int32(MPI_THREAD_SERIALIZED), &provided)
             threadLevel = provided
