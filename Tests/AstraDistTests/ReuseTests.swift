@@ -74,6 +74,12 @@ final class ReuseTests: XCTestCase {
         let alpha = try TestSupport.run(["groundtruth", "--workdir", w, "--alpha", "0.3"])
         XCTAssertEqual(alpha.status, 1)
         XCTAssertTrue(alpha.stderr.contains("alpha 0.5, this request 0.3 (--alpha)"), alpha.stderr)
+        // Under mpirun the refusal ends every rank at once (never a hang).
+        let started = Date()
+        let onTwo = try TestSupport.run(["groundtruth", "--workdir", w, "--alpha", "0.3"], ranks: 2, timeout: 60)
+        XCTAssertNotEqual(onTwo.status, 0)
+        XCTAssertTrue(onTwo.stderr.contains("alpha 0.5, this request 0.3 (--alpha)"), onTwo.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 30)
     }
 
     func testFormatOneJournalIsRefusedWithTheWayOut() throws {
