@@ -49,6 +49,34 @@ final class ReuseTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: ekfacScores)), ekfacBytes)
     }
 
+    /// `score` resumes: seeds whose scores were made exactly as asked are skipped (every
+    /// method family: direct, SOURCE with its segment factors, TRAK with its resolved k), the
+    /// rest are scored; a request that asks for more (a top-k file) scores again.
+    func testScoreSkipsSeedsFinishedWithTheseOptions() throws {
+        let w = TestSupport.temporaryDirectory("resume-score") + "/w"
+        XCTAssertEqual(try TestSupport.run(["train", "--workdir", w, "--seeds", "0-1"] + Self.small).status, 0)
+        XCTAssertEqual(try TestSupport.run(["fit", "--workdir", w]).status, 0)
+        func modified(_ path: String) throws -> Date {
+            try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: w + "/" + path)[.modificationDate] as? Date)
+        }
+        for method in ["ekfac", "source", "trak"] {
+            let first = try TestSupport.run(["score", "--workdir", w, "--method", method, "--seeds", "0"])
+            XCTAssertEqual(first.status, 0, first.stderr)
+            let seed0 = try modified("scores/\(method)/seed-0.npy")
+            let both = try TestSupport.run(["score", "--workdir", w, "--method", method])
+            XCTAssertEqual(both.status, 0, both.stderr)
+            XCTAssertTrue(both.stderr.contains("score: seed 0: scores/\(method) exist, made with these options and this model, skipped"), both.stderr)
+            XCTAssertFalse(both.stderr.contains("seed 1: scores/\(method) exist"), both.stderr)
+            XCTAssertTrue(both.stdout.contains("wrote \(w)/scores/\(method)/seed-1.npy"), both.stdout)
+            XCTAssertFalse(both.stdout.contains("seed-0.npy"), both.stdout)
+            XCTAssertEqual(try modified("scores/\(method)/seed-0.npy"), seed0)
+        }
+        let top = try TestSupport.run(["score", "--workdir", w, "--method", "ekfac", "--seeds", "0", "--top", "3"])
+        XCTAssertEqual(top.status, 0, top.stderr)
+        XCTAssertFalse(top.stderr.contains("skipped"), top.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: w + "/scores/ekfac/seed-0.top.json"))
+    }
+
     func testGroundTruthSweepExtendsAndSelectsPrefixes() throws {
         let w = TestSupport.temporaryDirectory("sweep") + "/w"
         func sweep(_ m: Int, _ r: Int) throws -> TestSupport.Result {

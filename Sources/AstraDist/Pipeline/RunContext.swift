@@ -22,6 +22,11 @@ public final class RunContext: @unchecked Sendable {
         shape = try Self.networkShape(config: config, data: data)
     }
 
+    /// This context for other model seeds (the same communicator, workspace, configuration and data).
+    public func with(seeds: [UInt64]) throws -> RunContext {
+        try RunContext(comm: comm, workspace: workspace, config: config, data: data, threads: threads, seeds: seeds)
+    }
+
     /// The network `config` describes for `data`: a named architecture or the MLP of `hidden`.
     /// Throws if the architecture does not fit the data.
     public static func networkShape(config: ExperimentConfig, data: PreparedData) throws -> NetworkShape {

@@ -56,20 +56,11 @@ public enum RunStage {
         return results.map { Row(method: $0.method, single: $0.single, ensemble: $0.ensemble, seconds: seconds[$0.method]) }
     }
 
-    /// Scores of every seed exist under `name` and were made exactly as `scoring` asks: the
-    /// same solver settings and Fisher mode (`ResultName.settings`), the workspace's query
-    /// set, the current model and the current factors.
+    /// Scores of every seed exist under `name` for the workspace's queries and were made
+    /// exactly as `scoring` asks (`ScoreStage.isFinished`).
     static func valid(_ ctx: RunContext, _ scoring: ScoreStage.Request, name: String) -> Bool {
-        for seed in ctx.seeds {
-            guard let (_, meta) = try? ScoreFiles.read(ctx, method: name, seed: seed),
-                  let (_, model) = try? ctx.loadModel(seed: seed),
-                  meta.modelHash == model.parametersHash, meta.settings == scoring.settings,
-                  meta.querySet == "default", meta.queriesHash == LDSStage.queryHash(ctx) else { return false }
-            if scoring.method.usesEigenbasis {
-                guard meta.fisher == scoring.fisher, let h = try? ScoreStage.factorsHash(ctx, seed: seed), meta.factorsHash == h else { return false }
-            }
-        }
-        return true
+        let scoring = scoring.method == .trak ? TRAKStage.resolved(scoring, ctx) : scoring, queries = ScoreStage.querySet(ctx, scoring)
+        return ctx.seeds.allSatisfy { ScoreStage.isFinished(ctx, scoring, name: name, seed: $0, querySet: queries) }
     }
 
     public static func table(_ rows: [Row], ensembleSize: Int) -> String {

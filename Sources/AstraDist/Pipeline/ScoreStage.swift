@@ -55,6 +55,13 @@ public enum ScoreStage {
         public init(name: String, data: Dataset, sources: [String], untargeted: Bool = false) {
             self.name = name; self.data = data; self.sources = sources; self.untargeted = untargeted
         }
+        /// Hash of the queries' rows, inputs, targets and measurement (`queriesHash` in the scores).
+        public var contentHash: String {
+            var h = ContentHash()
+            h.update(data.globalIndex.map { Int64($0) }); h.update(data.inputs); h.update(data.targets)
+            if untargeted { h.update("untargeted") }
+            return h.hex
+        }
     }
 
     /// Default grouping: the most groups that divides K and leaves every group at least 16
@@ -70,12 +77,16 @@ public enum ScoreStage {
     /// Scores `sweep`, requests of one method that differ only in damping (`--damping LIST`),
     /// each filed under its own name. The direct EK-FAC-family methods share the factors and
     /// one rotation of each query block (`DampingSweep`); every other method runs once per λ.
+    /// Seeds whose scores are finished (`isFinished`) are skipped.
     public static func run(_ ctx: RunContext, sweep: [Request]) throws {
-        guard let req = sweep.first else { return }
-        precondition(sweep.allSatisfy { $0.method == req.method }, "ScoreStage.run: a sweep is of one method")
-        if sweep.count > 1 && !DampingSweep.sharesRotation(req.method, req.options) { for r in sweep { try run(ctx, r) }; return }
+        guard let first = sweep.first else { return }
+        precondition(sweep.allSatisfy { $0.method == first.method }, "ScoreStage.run: a sweep is of one method")
+        if sweep.count > 1 && !DampingSweep.sharesRotation(first.method, first.options) { for r in sweep { try run(ctx, r) }; return }
+        let sweep = first.method == .trak ? sweep.map { TRAKStage.resolved($0, ctx) } : sweep, req = sweep[0]
+        let ctx = try unfinished(ctx, sweep)
+        guard !ctx.seeds.isEmpty else { return }
         if req.method == .tracin { return try TracInStage.run(ctx, req) }
-        if req.method == .trak { return try TRAKStage.run(ctx, TRAKStage.resolved(req, ctx)) }
+        if req.method == .trak { return try TRAKStage.run(ctx, req) }
         let comm = ctx.comm
         let begun = try sweep.map { try begin(ctx, $0) }
         let querySet = begun[0].0
@@ -183,11 +194,16 @@ public enum ScoreStage {
     /// `req.queries`), the result's name, checked against what is filed under it, and the
     /// BLAS thread count.
     static func begin(_ ctx: RunContext, _ req: Request) throws -> (QuerySet, String) {
-        let querySet = req.queries ?? QuerySet(name: "default", data: ctx.data.queries, sources: ctx.data.queries.globalIndex.map { "test:\($0)" })
+        let querySet = querySet(ctx, req)
         setBLASThreads(ctx.threads)
         let name = req.resultName(defaultDamping: ctx.config.damping)
         try ScoreFiles.checkName(ctx.workspace, name: name, settings: req.settings, derived: req.name == nil)
         return (querySet, name)
+    }
+
+    /// The queries `req` scores: its own set, else the workspace's (`default`).
+    static func querySet(_ ctx: RunContext, _ req: Request) -> QuerySet {
+        req.queries ?? QuerySet(name: "default", data: ctx.data.queries, sources: ctx.data.queries.globalIndex.map { "test:\($0)" })
     }
 
     /// Gathers every rank's piece (`rows` × `columns`, row-major) of a `shape` matrix to rank 0
@@ -210,8 +226,6 @@ public enum ScoreStage {
         return out
     }
 
-    /// Rank 0: refuses non-finite scores (`advice` says what to change), then writes a seed's
-    /// scores and metadata (with `req.options`) and, with `--top`, its top-k file.
     /// Writes a seed's scores (refusing non-finite ones: `advice` says why they would be), the
     /// metadata with the request's options, and top.json with `--top`; returns the paths written.
     static func write(_ scores: [Float], _ ctx: RunContext, _ req: Request, meta: ScoreMetadata, network: Network<Float>, queries: Dataset,
@@ -255,12 +269,9 @@ public enum ScoreStage {
             if o.learningRate == nil { solver["learningRateScale"] = .init(o.learningRateScale) }
         }
         let trace = SolverReport.meanTrace(reports).map { [Double($0.iteration), $0.objective] }
-        var h = ContentHash()
-        h.update(querySet.data.globalIndex.map { Int64($0) }); h.update(querySet.data.inputs); h.update(querySet.data.targets)
-        if querySet.untargeted { h.update("untargeted") }
         var meta = ScoreMetadata(method: req.method.rawValue, seed: seed, damping: o.damping, solver: solver, objectiveTrace: trace, seconds: seconds,
                              modelHash: model.parametersHash, configHash: ctx.config.hash, dataHash: ctx.data.hash,
-                             querySet: querySet.name, queries: querySet.sources, queriesHash: h.hex, trainSize: ctx.data.train.count)
+                             querySet: querySet.name, queries: querySet.sources, queriesHash: querySet.contentHash, trainSize: ctx.data.train.count)
         if querySet.untargeted { meta.untargeted = true }
         return meta
     }

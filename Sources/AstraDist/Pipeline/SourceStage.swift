@@ -58,19 +58,31 @@ public enum SourceStage {
         }
         let plans = try SegmentPlan.split(checkpoints: steps, learningRates: rates, totalSteps: final.steps, segments: segments, recipe: ctx.config.recipe,
                                           finalModelHash: final.parametersHash, model: ctx.workspace.modelDirectory(seed: seed) + "/model.json")
-        var prepared: [SourceSegment<Float>] = [], manifests: [String] = []
+        var prepared: [SourceSegment<Float>] = []
         for plan in plans {
             let reference = ModelReference(seed: seed, segment: plan.segment)
             let (net, model) = try segmentModel(ctx, reference, plan: plan)
             let ekfac = try FitStage.fitOne(ctx, reference, network: net, model: model, mode: fisher, batchSize: batchSize)
             prepared.append(SourceSegment(network: net, ekfac: ekfac, dynamics: plan.dynamics))
-            manifests.append(ContentHash.of(try AtomicFile.read(ctx.workspace.factorsDirectory(reference) + "/" + EKFAC.manifestName, hint: "re-run `astra-dist score`")))
         }
-        let result = Prepared(plans: plans, segments: prepared, factorsHash: ContentHash.of(manifests.joined(separator: ",")))
+        let result = Prepared(plans: plans, segments: prepared, factorsHash: try factorsHash(ctx, seed: seed, segments: plans.map(\.segment)))
         ctx.log(String(format: "source: seed %llu, %d segments (K %@; λ_ℓ %@): implied damping %.4g (the setting's %.4g)", seed, plans.count,
                        plans.map { "\($0.steps)" }.joined(separator: ", "), plans.map { String(format: "%.4g", $0.damping) }.joined(separator: ", "),
                        result.impliedDamping, ctx.config.damping))
         return result
+    }
+
+    /// Hash of the factor manifests of `seed`'s segments 1…L, in order (what SOURCE scores record).
+    static func factorsHash(_ ctx: RunContext, seed: UInt64, segments: Int) throws -> String {
+        try factorsHash(ctx, seed: seed, segments: Array(1...max(segments, 1)))
+    }
+
+    static func factorsHash(_ ctx: RunContext, seed: UInt64, segments: [Int]) throws -> String {
+        let manifests = try segments.map { l in
+            ContentHash.of(try AtomicFile.read(ctx.workspace.factorsDirectory(ModelReference(seed: seed, segment: l)) + "/" + EKFAC.manifestName,
+                                               hint: "re-run `astra-dist score`"))
+        }
+        return ContentHash.of(manifests.joined(separator: ","))
     }
 
     /// θ̄_ℓ: loaded if `segment.json` matches `plan`, else averaged from the checkpoints and
