@@ -3,6 +3,7 @@
 
     launch/figure2-table.py WORKROOT SETTING LOG
 
+Also prints the CNN table of launch/cnn-lds.sh (identity, K-FAC and SNI rows where present).
 Reads WORKROOT/SETTING/lds/*.json and WORKROOT/SETTING-exact/lds/*.json (the `lds --ensemble`
 results) and the script's log LOG, whose `== HH:MM:SS command` lines give each step's wall time
 (5 models, two ranks, MPI start-up and, for source and astra-source, the segment fits included).
@@ -31,8 +32,8 @@ def row(ws, name):
     fmt = lambda x: "—" if not x or x.get("mean") is None else f"{x['mean']:.3f} ± {x['standardError']:.3f}"
     return fmt(single), fmt(ens)
 
-labels = [("tracin", "TracIn"), ("trak", "TRAK"), ("ekfac", "EK-FAC-IF"), ("astra", "ASTRA-IF"),
-          ("source", "EK-FAC-SOURCE"), ("astra-source", "ASTRA-SOURCE")]
+labels = [("identity", "gradient dot product"), ("tracin", "TracIn"), ("trak", "TRAK"), ("kfac", "K-FAC-IF"), ("ekfac", "EK-FAC-IF"),
+          ("sni", "SNI-IF"), ("astra", "ASTRA-IF"), ("source", "EK-FAC-SOURCE"), ("astra-source", "ASTRA-SOURCE")]
 print(f"| method ({setting}) | LDS, 1 model | LDS, ensemble of 5 | seconds, 5 models, 2 ranks |")
 print("|---|---|---|---|")
 for name, label in labels:
