@@ -20,7 +20,7 @@ func runBenchmark(_ o: Options, _ comm: Communicator) throws {
     case "train": json = try e.encode(Benchmark.train(ctx, runs: runs))
     case "fit": json = try e.encode(Benchmark.fit(ctx, mode: mode, runs: runs))
     default: json = try e.encode(Benchmark.score(ctx, methods: methods, sniIterations: sniIterations, damping: damping, groups: groups,
-                                                 astraIterations: astraIterations))
+                                                 astraIterations: astraIterations, fisher: mode))
     }
     if comm.isRoot {
         print(String(decoding: json, as: UTF8.self))

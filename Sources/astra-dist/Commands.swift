@@ -153,10 +153,10 @@ let commands: [Command] = [
     Command(name: "bench", summary: "Benchmarks: `bench train|fit|score --setting NAME`; prints JSON with timings and GFLOP/s against the measured SGEMM peak.",
             specs: commonOptions + configurationOptions + [
                 OptionSpec(name: "runs", value: "K", help: "repetitions (median reported; default 5)"),
-                OptionSpec(name: "fisher", value: "MODE", help: "fit: sampled (default) or exact"),
-                OptionSpec(name: "method", value: "LIST", help: "score: solvers to time (default ekfac,astra,sni)"),
+                OptionSpec(name: "fisher", value: "MODE", help: "fit, and score's timed fits (final model, SOURCE segments): sampled (default) or exact"),
+                OptionSpec(name: "method", value: "LIST", help: "score: methods to time (default ekfac,astra,sni; also source, astra-source, tracin, trak: their parts and issue 17's speed targets)"),
                 OptionSpec(name: "sni-iterations", value: "K", help: "score: SNI iterations (default 2000)"),
-                OptionSpec(name: "astra-iterations", value: "K", help: "score: ASTRA iterations (default 200)"),
+                OptionSpec(name: "astra-iterations", value: "K", help: "score: iterations of every ASTRA solve, astra-source's segments too (default 200)"),
                 OptionSpec(name: "query-groups", value: "G", help: "score: query groups, as in `score` (default: the same cost model)"),
                 OptionSpec(name: "damping", value: "X", help: "score: damping (default: the setting's)"),
                 OptionSpec(name: "out", value: "FILE", help: "also write the JSON result to FILE")]) { o, comm in

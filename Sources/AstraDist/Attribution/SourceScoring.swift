@@ -30,7 +30,9 @@ public enum SourceScoring {
     ///
     /// Collective over `comm` for astra-source (every rank passes the same `v`, segments and
     /// `train`); source does no communication. `checkpoint(ℓ)` gives segment ℓ's solver
-    /// state (astra-source; ℓ from 0). `seconds` accumulates "solve" and "contraction".
+    /// state (astra-source; ℓ from 0). `seconds` accumulates "solve" and "contraction", and
+    /// for astra-source each segment's ASTRA solve as "solve segment ℓ" (ℓ from 1), each also
+    /// in thread CPU seconds (`Stopwatch`).
     /// Precondition: `method.isSource`, at least one segment, `v` for the segments' shape.
     public static func scores<T: BLASScalar>(_ v: QueryGradients<T>, segments: [SourceSegment<T>], method: SolverMethod, options: SolverOptions,
                                              train: Dataset, rows: Range<Int>, comm: Communicator, seconds: inout [String: Double],
@@ -41,22 +43,22 @@ public enum SourceScoring {
         var total = [Float](repeating: 0, count: q * rows.count), reports: [SolverReport] = []
         guard q > 0 else { return (total, reports) }
         func contract(_ x: SolvedBlock<T>, _ segment: SourceSegment<T>) {
-            let t = now()
+            let t = Stopwatch()
             let tau = ScoreContraction(network: segment.network, queries: q, featureCount: train.featureCount, targetWidth: train.targetWidth)
                 .scores(x, train: train, rows: rows)
             for k in total.indices { total[k] += tau[k] }
-            seconds["contraction", default: 0] += now() - t
+            t.add(to: &seconds, "contraction")
         }
         // u in the eigenbasis of the current segment (source) or in parameters (astra-source).
         var last = segments.count - 1
         var u = method == .source ? v.eigenBlock(segments[last].ekfac) : v.parameterBlock()
         while last >= 0 {
             let segment = segments[last], e = segment.ekfac, d = segment.dynamics
-            var t = now()
+            var t = Stopwatch()
             if method == .source {
                 var x = u
                 x.withUnsafeMutableBufferPointer { e.scaleInEigenbasis($0.baseAddress!, queries: q, by: d.response) }
-                seconds["solve", default: 0] += now() - t
+                t.add(to: &seconds, "solve")
                 contract(SolvedBlock(values: x, queries: q, eigenbasis: e), segment)
             } else {
                 var o = options
@@ -65,12 +67,12 @@ public enum SourceScoring {
                 let (x, report) = try IHVPSolver.solve(QueryGradients(block: u, queries: q, shape: shape), network: segment.network, train: train,
                                                        ekfac: e, options: o, comm: comm, progress: progress, checkpoint: checkpoint(last))
                 reports.append(report)
-                seconds["solve", default: 0] += now() - t
+                t.add(to: &seconds, "solve"); t.add(to: &seconds, "solve segment \(last + 1)")
                 contract(x, segment)
             }
             guard last > 0 else { break }
             // u ← S_ℓ u, then into the previous segment's basis.
-            t = now()
+            t = Stopwatch()
             u.withUnsafeMutableBufferPointer { p in
                 if method == .source {
                     e.scaleInEigenbasis(p.baseAddress!, queries: q, by: d.propagator)
@@ -81,7 +83,7 @@ public enum SourceScoring {
                     e.fromEigenbasis(UnsafePointer(p.baseAddress!), queries: q, into: p.baseAddress!)
                 }
             }
-            seconds["solve", default: 0] += now() - t
+            t.add(to: &seconds, "solve")
             last -= 1
         }
         return (total, reports)

@@ -26,6 +26,8 @@ public enum TRAK {
         public var kernel: [Double]
         public var weights: [Double]
         public var ridge: Double
+        /// Wall seconds of "features", "gram", "solve" and "scores", and their thread CPU
+        /// seconds (`Stopwatch.cpuKey`).
         public var seconds: [String: Double]
         /// `kernel[q, m]·weights[m]`, Q × rows.count.
         public var scores: [Double] { TRAK.weighted(kernel: kernel, weights: weights) }
@@ -55,11 +57,11 @@ public enum TRAK {
                                              options: Options, comm: Communicator) throws -> Part {
         let k = options.projection.dimension, n = rows.count, q = queries.count
         let projector = TRAKProjector<T>(options.projection, shape: network.shape)
-        var t = now()
+        var t = Stopwatch(), seconds: [String: Double] = [:]
         let (phi, w) = try TRAKFeatures.compute(network, train, rows: Array(rows), side: .training, projector: projector)
         let psi = try TRAKFeatures.compute(network, queries, rows: Array(0..<q), side: .query, projector: projector).features
-        var seconds = ["features": now() - t]
-        t = now()
+        t.add(to: &seconds, "features")
+        t = Stopwatch()
         var gram = [Double](repeating: 0, count: k * k)
         if n > 0 {
             phi.withUnsafeBufferPointer { p in gram.withUnsafeMutableBufferPointer { g in
@@ -71,15 +73,15 @@ public enum TRAK {
         guard trace > 0, trace.isFinite else { throw AstraError("trak: the training features are all zero or non-finite (tr ΦᵀΦ = \(trace)); check the model") }
         let ridge = options.ridgeScale * trace / Double(k)
         for i in 0..<k { gram[i * k + i] += ridge }
-        seconds["gram"] = now() - t
+        t.add(to: &seconds, "gram")
         guard q > 0 else { return Part(kernel: [], weights: options.reweight ? w : [Double](repeating: 1, count: n), ridge: ridge, seconds: seconds) }
-        t = now()
+        t = Stopwatch()
         // X = (ΦᵀΦ + εI)⁻¹ Ψᵀ, k × Q.
         guard let x = solveSPD(Matrix(rows: k, cols: k, data: gram), Matrix(rows: q, cols: k, data: psi).transposed) else {
             throw AstraError("trak: ΦᵀΦ + εI (ε = \(ridge)) is not positive definite; the features are degenerate")
         }
-        seconds["solve"] = now() - t
-        t = now()
+        t.add(to: &seconds, "solve")
+        t = Stopwatch()
         var kernel = [Double](repeating: 0, count: q * n)
         if n > 0 {
             // kernel = Xᵀ Φᵀ (Q × rows).
@@ -88,7 +90,7 @@ public enum TRAK {
                             beta: 0, c: kp.baseAddress!, ldc: n)
             } } }
         }
-        seconds["scores"] = now() - t
+        t.add(to: &seconds, "scores")
         return Part(kernel: kernel, weights: options.reweight ? w : [Double](repeating: 1, count: n), ridge: ridge, seconds: seconds)
     }
 }

@@ -215,15 +215,35 @@ extension Benchmark {
         public var astraIterationsToMatchSNI: Int?
         public var sniIterations: Int
         public var sgemmPeakGFLOPS: Double
+        /// Issue 17's speed targets of source, astra-source and trak (`methodParts`).
+        public var targets: [Target] = []
+    }
+
+    /// The options `bench score` solves method `m` with: its defaults, `sniIterations` for sni,
+    /// `astraIterations` (if given) for every ASTRA solve (astra and astra-source's segments),
+    /// the objective traced every 10 iterations.
+    static func options(_ m: SolverMethod, damping: Double, sniIterations: Int, astraIterations: Int?) -> SolverOptions {
+        var o = SolverOptions(method: m, damping: damping)
+        if m == .sni { o.iterations = sniIterations }
+        if m == .astra || m == .astraSource, let k = astraIterations { o.iterations = k }
+        // Direct methods: no objective, as in `score`. Iterative ones: every 10 iterations,
+        // for the iteration match below; the evaluations are timed apart.
+        o.traceEvery = m.isIterative ? 10 : 0
+        return o
     }
 
     /// Times the parts of `score` for the first model: query gradients, each solver, and the
     /// contraction (2·Q·N·P FLOPs), on the grid `score` uses (`groups` query groups, default
     /// `ScoreStage.defaultGroups`). Collective; rank 0 reports the slowest rank's times.
     /// `astraIterations`: ASTRA's iterations (nil: its default, 200), e.g. a few to time an
-    /// iteration on a large network.
-    public static func score(_ ctx: RunContext, methods: [SolverMethod], sniIterations: Int, damping: Double, groups: Int? = nil,
-                             astraIterations: Int? = nil) throws -> ScoreResult {
+    /// iteration on a large network. Methods source, astra-source, tracin and trak are timed
+    /// by `methodParts` (source adds ekfac to the solvers, astra-source astra: their targets'
+    /// references; `fisher`: of the segment fits).
+    public static func score(_ ctx: RunContext, methods requested: [SolverMethod], sniIterations: Int, damping: Double, groups: Int? = nil,
+                             astraIterations: Int? = nil, fisher: FisherMode = .sampled) throws -> ScoreResult {
+        var methods = requested.filter { $0.solvesIHVP && !$0.isSource }
+        if requested.contains(.source) && !methods.contains(.ekfac) { methods.append(.ekfac) }
+        if requested.contains(.astraSource) && !methods.contains(.astra) { methods.append(.astra) }
         setBLASThreads(ctx.threads)
         let peak = sgemmPeak()
         let seed = ctx.seeds[0]
@@ -238,20 +258,16 @@ extension Benchmark {
         var parts: [ScorePart] = [], traces: [String: [[Double]]] = [:]
         var lastCPU = 0.0
         func timed<R>(_ body: () throws -> R) rethrows -> (R, Double) {
-            ctx.comm.barrier(); let t = now(), c = threadCPUSeconds(); let r = try body()
-            lastCPU = ctx.comm.allreduceMax(threadCPUSeconds() - c)
-            return (r, ctx.comm.allreduceMax(now() - t))
+            let (r, t) = try measured(ctx.comm, body); lastCPU = t.cpu; return (r, t.wall)
         }
         let (v, tg) = timed { net.measurementGradients(queries: myQueries) }
+        let queryGradients = Timing(wall: tg, cpu: lastCPU)
         parts.append(ScorePart(name: "query gradients", seconds: tg, gflop: nil, gflops: nil, cpuSeconds: lastCPU))
         var x: SolvedBlock<Float>? = nil
+        var solves: [SolverMethod: Timing] = [:]
+        let optionsOf = { (m: SolverMethod) in options(m, damping: damping, sniIterations: sniIterations, astraIterations: astraIterations) }
         for m in methods {
-            var o = SolverOptions(method: m, damping: damping)
-            if m == .sni { o.iterations = sniIterations }
-            if m == .astra, let k = astraIterations { o.iterations = k }
-            // Direct methods: no objective, as in `score`. Iterative ones: every 10 iterations,
-            // for the iteration match below; the evaluations are timed apart.
-            o.traceEvery = m.isIterative ? 10 : 0
+            let o = optionsOf(m)
             let ((xm, report), ts) = try timed { try IHVPSolver.solve(v, network: net, train: ctx.data.train, ekfac: ekfac, options: o, comm: gcomm,
                                                                              progress: group == 0 ? { ctx.log("bench: " + $0) } : nil) }
             // GGN products: the iterations and the power iteration (every query group runs its
@@ -270,6 +286,7 @@ extension Benchmark {
                 traces[m.rawValue] = report.trace.map { [Double($0.iteration), $0.objective] }
             }
             if m == .ekfac { x = xm }
+            solves[m] = Timing(wall: ts, cpu: lastCPU)
         }
         let shard = blockRange(count: n, rank: gcomm.rank, size: gcomm.size)
         let block = x ?? SolvedBlock(values: v.parameterBlock(), queries: v.queries, eigenbasis: nil)
@@ -277,10 +294,17 @@ extension Benchmark {
         // 2·Q·N·P, plus for a convolution its per-example gradients (2M per example).
         let cf = 2 * Double(q) * Double(n) * p + 2 * Double(n) * ctx.shape.layers.filter { $0.positions > 1 }.reduce(0.0) { $0 + forwardMACs($1) }
         parts.append(ScorePart(name: "contraction", seconds: tc, gflop: cf / 1e9, gflops: cf / tc / 1e9, cpuSeconds: lastCPU))
+        var targets: [Target] = []
+        if requested.contains(where: { !$0.solvesIHVP || $0.isSource }) {
+            let ekfacScoring = queryGradients + (solves[.ekfac] ?? Timing()) + Timing(wall: tc, cpu: lastCPU)
+            let (more, t) = try methodParts(ctx, methods: requested, network: net, model: model, queries: v, groupComm: gcomm, group: group, fisher: fisher,
+                                            options: optionsOf, queryGradients: queryGradients, ekfacScoring: ekfacScoring, astraSolve: solves[.astra])
+            parts += more; targets = t
+        }
         var match: Int? = nil
         if let sni = traces["sni"]?.last?[1], let astra = traces["astra"] { match = astra.first { $0[1] <= sni }.map { Int($0[0]) } }
         return ScoreResult(setting: ctx.config.setting, ranks: ctx.comm.size, queryGroups: g, queries: q, trainSize: n, parts: parts, traces: traces,
-                           astraIterationsToMatchSNI: match, sniIterations: sniIterations, sgemmPeakGFLOPS: peak)
+                           astraIterationsToMatchSNI: match, sniIterations: sniIterations, sgemmPeakGFLOPS: peak, targets: targets)
     }
 
     /// FLOPs (2 per multiply-add) of one GGN product over `batch` examples for Q vectors: per
