@@ -136,39 +136,69 @@ extension Network {
     /// `ws.normalizationGradient` to batch norm's `scale·Σ_b ∇[γ, β]`.
     public func backward(batch: Int, workspace ws: Workspace<T>, gradient: UnsafeMutablePointer<T>?, scale: T = 1) {
         parameters.withUnsafeBufferPointer { w in normalization.withUnsafeBufferPointer { state in
-            for k in shape.operations.indices.reversed() {
-                var mark = ws.profile?.start() ?? 0, pass = OperationProfile.Pass.backward
-                switch shape.operations[k] {
-                case .layer(let layer):
-                    let l = shape.layerIndex[k]!
-                    if let gradient {
-                        layer.weightGradient(ds: ws.gradients[k + 1], abar: ws.abar[l], scale: scale, beta: 0, gradient: gradient + shape.offset(l), batch: batch)
-                        mark = ws.profile?.record(k, .weightGradient, since: mark) ?? 0
-                    }
-                    pass = .inputGradient
-                    // The data needs no gradient.
-                    if k > 0 { layer.backwardInput(ds: ws.gradients[k + 1], weights: w.baseAddress! + shape.offset(l), da: ws.gradients[k], batch: batch) }
-                case .pointwise(let f):
-                    f.backward(pre: ws.values[k], grad: ws.gradients[k + 1], into: ws.gradients[k], count: batch * shape.valueWidths[k])
-                case .spatial(let f):
-                    f.transpose(ws.gradients[k + 1], pre: ws.values[k], into: ws.gradients[k], batch: batch, queries: 1, width: shape.valueWidths[k])
-                case .residual:
-                    ws.gradients[k].update(from: ws.gradients[k + 1], count: batch * shape.valueWidths[k])
-                case .batchNorm(let n):
-                    let j = shape.normalizationIndex[k]!, o = shape.normalizationOffset(j), s = state.baseAddress!
-                    if ws.training {
-                        n.trainingBackward(ws.values[k], gradient: ws.gradients[k + 1], state: s + o, statistics: ws.batchStatistics[j], batch: batch,
-                                           scale: scale, parameterGradient: ws.normalizationGradient + o, into: ws.gradients[k])
-                    } else {
-                        let (a, _) = n.frozenCoefficients(state: s + o, running: s + shape.affineCount + o)
-                        BatchNorm2d.affine(ws.gradients[k + 1], scale: a, shift: nil, into: ws.gradients[k], rows: batch * n.pixels)
-                    }
-                }
-                if k > 0 || pass != .inputGradient { ws.profile?.record(k, pass, since: mark) }
-                // Value k is complete: close the skips that add it (their output cotangents).
-                for r in shape.residualsFrom[k] { addResidual(ws.gradients[k], ws.gradients[r + 1], into: ws.gradients[k], count: batch * shape.valueWidths[k]) }
+            Self.backwardWalk(shape, weights: w.baseAddress!, state: state.baseAddress, batch: batch, workspace: ws, gradient: gradient, scale: scale)
+        } }
+    }
+
+    /// A training step's pass: `lossAndGradient(…, training:)`, and, as soon as the walk is
+    /// done with layer l (its block of `gradient` complete, its weights read no more in this
+    /// pass), `update(parameters, block)` with the range of l's parameters, so an optimiser
+    /// steps a block while the gradient pass left it in cache (`Trainer`). Every parameter is
+    /// in exactly one block; blocks come last layer first. Batch norm's [γ, β] are no layer's
+    /// (`ws.normalizationGradient`, after the pass). Returns the mean loss.
+    @discardableResult
+    public mutating func lossAndGradient(_ x: UnsafePointer<T>, _ targets: UnsafePointer<T>, batch: Int, workspace ws: Workspace<T>,
+                                         gradient: UnsafeMutablePointer<T>, training: Bool,
+                                         update: (UnsafeMutablePointer<T>, Range<Int>) -> Void) -> Double {
+        let total = forwardLoss(x, targets, batch: batch, workspace: ws, training: training)
+        // Locals, so the walk reads no part of `self` while the parameters are being written.
+        let shape = self.shape, state = normalization
+        state.withUnsafeBufferPointer { s in parameters.withUnsafeMutableBufferPointer { w in
+            let theta = w.baseAddress!
+            Self.backwardWalk(shape, weights: theta, state: s.baseAddress, batch: batch, workspace: ws, gradient: gradient, scale: 1 / T(batch)) { l in
+                update(theta, shape.offset(l)..<shape.offset(l + 1))
             }
         } }
+        return total / Double(batch)
+    }
+
+    /// The walk of `backward` over `weights` (P values) and the batch-norm `state` (nil
+    /// without batch norm); after a layer's passes it calls `finished(l)`.
+    private static func backwardWalk(_ shape: NetworkShape, weights: UnsafePointer<T>, state: UnsafePointer<T>?, batch: Int, workspace ws: Workspace<T>,
+                                     gradient: UnsafeMutablePointer<T>?, scale: T, finished: (Int) -> Void = { _ in }) {
+        for k in shape.operations.indices.reversed() {
+            var mark = ws.profile?.start() ?? 0, pass = OperationProfile.Pass.backward
+            switch shape.operations[k] {
+            case .layer(let layer):
+                let l = shape.layerIndex[k]!
+                if let gradient {
+                    layer.weightGradient(ds: ws.gradients[k + 1], abar: ws.abar[l], scale: scale, beta: 0, gradient: gradient + shape.offset(l), batch: batch)
+                    mark = ws.profile?.record(k, .weightGradient, since: mark) ?? 0
+                }
+                pass = .inputGradient
+                // The data needs no gradient.
+                if k > 0 { layer.backwardInput(ds: ws.gradients[k + 1], weights: weights + shape.offset(l), da: ws.gradients[k], batch: batch) }
+            case .pointwise(let f):
+                f.backward(pre: ws.values[k], grad: ws.gradients[k + 1], into: ws.gradients[k], count: batch * shape.valueWidths[k])
+            case .spatial(let f):
+                f.transpose(ws.gradients[k + 1], pre: ws.values[k], into: ws.gradients[k], batch: batch, queries: 1, width: shape.valueWidths[k])
+            case .residual:
+                ws.gradients[k].update(from: ws.gradients[k + 1], count: batch * shape.valueWidths[k])
+            case .batchNorm(let n):
+                let j = shape.normalizationIndex[k]!, o = shape.normalizationOffset(j), s = state!
+                if ws.training {
+                    n.trainingBackward(ws.values[k], gradient: ws.gradients[k + 1], state: s + o, statistics: ws.batchStatistics[j], batch: batch,
+                                       scale: scale, parameterGradient: ws.normalizationGradient + o, into: ws.gradients[k])
+                } else {
+                    let (a, _) = n.frozenCoefficients(state: s + o, running: s + shape.affineCount + o)
+                    BatchNorm2d.affine(ws.gradients[k + 1], scale: a, shift: nil, into: ws.gradients[k], rows: batch * n.pixels)
+                }
+            }
+            if k > 0 || pass != .inputGradient { ws.profile?.record(k, pass, since: mark) }
+            if let l = shape.layerIndex[k] { finished(l) }
+            // Value k is complete: close the skips that add it (their output cotangents).
+            for r in shape.residualsFrom[k] { addResidual(ws.gradients[k], ws.gradients[r + 1], into: ws.gradients[k], count: batch * shape.valueWidths[k]) }
+        }
     }
 
     /// Forward pass, then `∂L/∂y` of every example's own (true-label) loss into

@@ -46,7 +46,9 @@ public struct Trainer<T: BLASScalar> {
         let x = UnsafeMutablePointer<T>.allocate(capacity: bs * data.featureCount)
         let y = UnsafeMutablePointer<T>.allocate(capacity: bs * data.targetWidth)
         let grad = UnsafeMutablePointer<T>.allocate(capacity: p)
+        // Zero: the first step's m = 0 multiplies it (0·v + g = g; uninitialised memory could be NaN).
         let velocity = UnsafeMutablePointer<T>.allocate(capacity: p)
+        velocity.initialize(repeating: 0, count: p)
         defer { x.deallocate(); y.deallocate(); grad.deallocate(); velocity.deallocate() }
         let mom = T(recipe.momentum), wd = T(recipe.weightDecay), totalSteps = recipe.steps(examples: n)
         let normalization = BatchNormTraining<T>(shape: shape), scratch = UnsafeMutablePointer<T>.allocate(capacity: data.featureCount)
@@ -65,14 +67,17 @@ public struct Trainer<T: BLASScalar> {
                     augmentation.apply(x, globalIndices: order[start..<(start + b)].map { data.globalIndex[$0] }, layout: layout, seed: seed, epoch: epoch, scratch: scratch)
                 }
                 profile?.record(nil, .gather, since: mark)
-                net.lossAndGradient(x, y, batch: b, workspace: ws, gradient: grad, training: true)
-                let stepMark = profile?.start() ?? 0
-                net.parameters.withUnsafeMutableBufferPointer { w in
-                    // velocity is uninitialised before the first step; m = 0 there ignores it.
-                    if step == 0 { velocity.update(repeating: 0, count: p) }
-                    sgdStep(theta: w.baseAddress!, grad: grad, velocity: velocity, count: p, lr: lr, momentum: mom, weightDecay: wd, first: step == 0)
+                let first = step == 0
+                // Each layer's block steps as soon as the backward pass has finished it, while
+                // its gradient (and, past the first layer, its weights) are still in cache; the
+                // arithmetic of every element is that of one step over all P.
+                net.lossAndGradient(x, y, batch: b, workspace: ws, gradient: grad, training: true) { theta, block in
+                    let mark = profile?.start() ?? 0, o = block.lowerBound
+                    sgdStep(theta: theta + o, grad: grad + o, velocity: velocity + o, count: block.count, lr: lr, momentum: mom, weightDecay: wd, first: first)
+                    profile?.record(nil, .optimiser, since: mark)
                 }
-                normalization.step(&net, workspace: ws, batch: b, lr: lr, momentum: mom, weightDecay: wd, first: step == 0)
+                let stepMark = profile?.start() ?? 0
+                normalization.step(&net, workspace: ws, batch: b, lr: lr, momentum: mom, weightDecay: wd, first: first)
                 profile?.record(nil, .optimiser, since: stepMark)
                 step += 1
                 start += b
