@@ -14,7 +14,9 @@ let package = Package(
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLAPACKE", providers: [.apt(["liblapacke-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "AstraDist", dependencies: ["CMPI", "CBLAS", "CLAPACKE", "CZlib"]),
+        // Direct convolution kernels in C for AVX-512 (Conv2dDirect.swift); runtime-checked.
+        .target(name: "CConvKernels"),
+        .target(name: "AstraDist", dependencies: ["CMPI", "CBLAS", "CLAPACKE", "CZlib", "CConvKernels"]),
         .executableTarget(name: "astra-dist", dependencies: ["AstraDist", "CMPI"]),
         // The fuzz driver of every file parser (launch/fuzz.sh), apart from the CLI.
         .executableTarget(name: "astra-fuzz", dependencies: ["AstraDist", "CZlib"]),

@@ -60,16 +60,20 @@ public struct Conv2dLayer: Layer, Equatable {
     }
 
     /// `out[e, q, t, o] = src[e, t, q, o]` (or the reverse with `toQueryMajor` false) for
-    /// `examples` examples of Q blocks of T×O. The runs of O values are copied inline (a
-    /// `memmove` call per 8 or 16 values was 12% of an ASTRA solve on the CNN).
+    /// `examples` examples of Q blocks of T×O. The runs of O values are copied inline, and
+    /// positions go in blocks of 8 with the queries inside: the position-major side (8 rows
+    /// of Q·O values, 26 KB for Q = 100, O = 8) stays in L1 while every query's 8·O values
+    /// are one contiguous piece of the query-major side (query by query over all positions
+    /// read each cache line of the position-major side Q·O/16 times from L3).
     func permute<T: BLASScalar>(_ src: UnsafePointer<T>, into out: UnsafeMutablePointer<T>, examples: Int, queries: Int, toQueryMajor: Bool) {
-        let t = positions, o = filters
+        let t = positions, o = filters, block = 8
         for e in 0..<examples {
-            for q in 0..<queries {
-                for p in 0..<t {
-                    let positionMajor = ((e * t + p) * queries + q) * o, queryMajor = ((e * queries + q) * t + p) * o
-                    let (from, to) = toQueryMajor ? (src + positionMajor, out + queryMajor) : (src + queryMajor, out + positionMajor)
-                    for i in 0..<o { to[i] = from[i] }
+            for p0 in Swift.stride(from: 0, to: t, by: block) {
+                for q in 0..<queries {
+                    for p in p0..<min(p0 + block, t) {
+                        let positionMajor = ((e * t + p) * queries + q) * o, queryMajor = ((e * queries + q) * t + p) * o
+                        if toQueryMajor { copyRun(src + positionMajor, to: out + queryMajor, count: o) } else { copyRun(src + queryMajor, to: out + positionMajor, count: o) }
+                    }
                 }
             }
         }
@@ -81,38 +85,50 @@ public struct Conv2dLayer: Layer, Equatable {
         im2col(input, exampleStride: inputWidth, examples: batch, into: rows, ld: inputFactorDimension, one: bias)
     }
     public func forward<T: BLASScalar>(abar: UnsafePointer<T>, weights: UnsafePointer<T>, s: UnsafeMutablePointer<T>, batch: Int) {
+        if directProducts(T.self) { return directForward(abar: abar, weights: weights, s: s, batch: batch) }
         let k = inputFactorDimension
         T.gemm(transA: false, transB: true, m: batch * positions, n: filters, k: k, alpha: 1,
                a: abar, lda: k, b: weights, ldb: k, beta: 0, c: s, ldc: filters)
     }
     /// `Da = col2im(Ds W)`, in chunks of examples (B×inputWidth, overwritten).
     public func backwardInput<T: BLASScalar>(ds: UnsafePointer<T>, weights: UnsafePointer<T>, da: UnsafeMutablePointer<T>, batch: Int) {
-        da.initialize(repeating: 0, count: batch * inputWidth)
-        addPatchGradients(ds: ds, dsExampleStride: positions * filters, kernel: weights, batch: batch, into: da, exampleStride: inputWidth)
+        addPatchGradients(ds: ds, kernel: weights, batch: batch, into: da, exampleStride: inputWidth, accumulate: false)
     }
-    /// `da[e] += col2im(Ds_e W)` for example e's T×O output gradient at `ds + e·dsExampleStride`
-    /// and its input gradient at `da + e·exampleStride`; `kernel` O×K (bias column skipped).
-    private func addPatchGradients<T: BLASScalar>(ds: UnsafePointer<T>, dsExampleStride: Int, kernel w: UnsafePointer<T>, batch: Int,
-                                                   into da: UnsafeMutablePointer<T>, exampleStride: Int) {
-        let t = positions, pk = patch, k = inputFactorDimension
-        inChunks(batch, perExample: t * pk, T.self) { e0, n, cols in
-            // Examples are T·O apart in every caller, so a chunk is one GEMM over n·T rows.
-            precondition(dsExampleStride == t * filters)
-            T.gemm(transA: false, transB: false, m: n * t, n: pk, k: filters, alpha: 1,
-                   a: ds + e0 * dsExampleStride, lda: filters, b: w, ldb: k, beta: 0, c: cols, ldc: pk)
-            col2im(cols, ld: pk, examples: n, into: da + e0 * exampleStride, exampleStride: exampleStride)
+    /// `da[e] (+)= col2im(Ds_e W)` for example e's T×O output gradient at `ds + e·T·O` and its
+    /// input gradient at `da + e·exampleStride` (added if `accumulate`, else overwritten);
+    /// `kernel` O×K (bias column skipped). A direct correlation where it applies
+    /// (Conv2dDirect.swift), else patch gradients as scratch in tap order (Conv2dTapPatches.swift).
+    private func addPatchGradients<T: BLASScalar>(ds: UnsafePointer<T>, kernel w: UnsafePointer<T>, batch: Int,
+                                                   into da: UnsafeMutablePointer<T>, exampleStride: Int, accumulate: Bool) {
+        if directGradient(T.self) {
+            return directInputGradient(ds, weights: w, examples: batch, into: da, exampleStride: exampleStride, accumulate: accumulate)
+        }
+        let t = positions, pk = patch, o = filters
+        withTapKernel(w, ld: inputFactorDimension) { tapKernel in
+            inChunks(batch, perExample: t * pk, T.self) { e0, n, cols in
+                T.gemm(transA: false, transB: false, m: n * t, n: pk, k: o, alpha: 1,
+                       a: ds + e0 * t * o, lda: o, b: tapKernel, ldb: pk, beta: 0, c: cols, ldc: pk)
+                addTapPatches(cols, examples: n, into: da + e0 * exampleStride, exampleStride: exampleStride, accumulate: accumulate)
+            }
         }
     }
     public func weightGradient<T: BLASScalar>(ds: UnsafePointer<T>, abar: UnsafePointer<T>, scale: T, beta: T, gradient: UnsafeMutablePointer<T>, batch: Int) {
+        if directProducts(T.self) { return directWeightGradient(ds: ds, abar: abar, scale: scale, beta: beta, gradient: gradient, batch: batch) }
         let k = inputFactorDimension
         T.gemm(transA: true, transB: false, m: filters, n: k, k: batch * positions, alpha: scale,
                a: ds, lda: filters, b: abar, ldb: k, beta: beta, c: gradient, ldc: k)
     }
     /// `dS[b,q] = Ā_b dW̄_qᵀ + patches(dA[b,q]) Wᵀ` (dS B×(Q·T·O), query-major per example):
     /// one GEMM over B·T rows for every direction, permuted to query-major, then one over
-    /// B·Q·T patch rows of the input tangents.
+    /// B·Q·T patch rows of the input tangents (scratch, in tap order); both terms run as
+    /// direct correlations where they apply (Conv2dDirect.swift).
     public func tangent<T: BLASScalar>(abar: UnsafePointer<T>, da: UnsafePointer<T>?, directions: UnsafePointer<T>, weights: UnsafePointer<T>,
                                        ds: UnsafeMutablePointer<T>, batch: Int, queries: Int) {
+        if directProducts(T.self) {
+            directRowsTangent(abar: abar, directions: directions, ds: ds, batch: batch, queries: queries)
+            if let da { directInputTangent(da, weights: weights, images: batch * queries, into: ds) }
+            return
+        }
         let t = positions, o = filters, k = inputFactorDimension, pk = patch, qo = queries * o
         inChunks(batch, perExample: t * qo, T.self) { e0, n, scratch in
             T.gemm(transA: false, transB: true, m: n * t, n: qo, k: k, alpha: 1,
@@ -120,16 +136,23 @@ public struct Conv2dLayer: Layer, Equatable {
             permute(scratch, into: ds + e0 * t * qo, examples: n, queries: queries, toQueryMajor: true)
         }
         guard let da else { return }
-        inChunks(batch * queries, perExample: t * pk, T.self) { e0, n, cols in
-            im2col(da + e0 * inputWidth, exampleStride: inputWidth, examples: n, into: cols, ld: pk, one: false)
-            T.gemm(transA: false, transB: true, m: n * t, n: o, k: pk, alpha: 1,
-                   a: cols, lda: pk, b: weights, ldb: k, beta: 1, c: ds + e0 * t * o, ldc: o)
+        withTapKernel(weights, ld: k) { tapKernel in
+            inChunks(batch * queries, perExample: t * pk, T.self) { e0, n, cols in
+                tapPatches(da + e0 * inputWidth, exampleStride: inputWidth, examples: n, into: cols)
+                T.gemm(transA: false, transB: true, m: n * t, n: o, k: pk, alpha: 1,
+                       a: cols, lda: pk, b: tapKernel, ldb: pk, beta: 1, c: ds + e0 * t * o, ldc: o)
+            }
         }
     }
-    /// `out[q] ← Σ_{b,t} Ds[b,q,t]ᵀ ā_{b,t} + beta·out[q]`: Ds permuted to position-major so
-    /// every query's block is one GEMM over B·T rows.
+    /// `out[q] ← Σ_{b,t} Ds[b,q,t]ᵀ ā_{b,t} + beta·out[q]`: directly where it applies
+    /// (Conv2dDirect.swift), else Ds permuted to position-major so every query's block is one
+    /// GEMM over B·T rows.
     public func blockGradient<T: BLASScalar>(ds: UnsafePointer<T>, abar: UnsafePointer<T>, beta: T, out: UnsafeMutablePointer<T>, batch: Int, queries: Int) {
         let t = positions, k = inputFactorDimension, qo = queries * filters
+        if directProducts(T.self) {
+            if beta == 0 { out.initialize(repeating: 0, count: queries * parameterCount) } else if beta != 1 { for i in 0..<(queries * parameterCount) { out[i] *= beta } }
+            return directBlockGradient(ds: ds, abar: abar, out: out, batch: batch, queries: queries)
+        }
         if batch == 0 { for i in 0..<(queries * parameterCount) { out[i] *= beta } }
         inChunks(batch, perExample: t * qo, T.self) { e0, n, scratch in
             permute(ds + e0 * t * qo, into: scratch, examples: n, queries: queries, toQueryMajor: false)
@@ -177,8 +200,8 @@ extension Conv2dLayer {
     /// `da[b,q] += col2im(Ds_b dW_q)` (dW_q without its bias column).
     public func directionalBackwardInput<T: BLASScalar>(ds: UnsafePointer<T>, directions: UnsafePointer<T>, da: UnsafeMutablePointer<T>, batch: Int, queries: Int) {
         for q in 0..<queries {
-            addPatchGradients(ds: ds, dsExampleStride: positions * filters, kernel: directions + q * parameterCount, batch: batch,
-                              into: da + q * inputWidth, exampleStride: queries * inputWidth)
+            addPatchGradients(ds: ds, kernel: directions + q * parameterCount, batch: batch,
+                              into: da + q * inputWidth, exampleStride: queries * inputWidth, accumulate: true)
         }
     }
     /// `out[q][:, 0..<C·k·k] += Σ_{b,t} Ds_{b,t} patches(dA[b,q])_tᵀ`.

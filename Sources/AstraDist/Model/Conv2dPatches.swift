@@ -1,13 +1,13 @@
-/// im2col and its adjoint for `Conv2dLayer`, through a zero-padded channel-major copy of one
-/// image at a time (`planes`: plane c is (H + 2p)×(W + 2p), the image at offset (p, p)). In
+/// im2col for the rows `Conv2dLayer` keeps (PyTorch's column order), through a zero-padded
+/// channel-major copy of one image at a time (`planes`: plane c is (H + 2p)×(W + 2p), the image at offset (p, p)). In
 /// it the k values of one kernel row of a patch, (c, i, j = 0..<k), are contiguous, so a patch
 /// row in PyTorch's (c, i, j) order is C·k plain runs of k values with no bounds test (the
 /// border holds real zeros). The per-value closure and padding test of a tap-by-tap loop made
 /// these copies 60% of a CNN training step. For Float and k ≤ 8 a run moves as one 8-value
 /// vector: a copy also writes the next 8 − k columns, which the next run overwrites (so a run
 /// with fewer than 8 columns of the patch left, e.g. every run of a 1×1 kernel near the end,
-/// is copied value by value: nothing is ever written past a row's patch), and an add masks
-/// the lanes past k.
+/// is copied value by value: nothing is ever written past a row's patch). Scratch patches
+/// and the adjoint (col2im) use the tap order of Conv2dTapPatches.swift.
 extension Conv2dLayer {
     var paddedHeight: Int { height + 2 * padding }
     var paddedWidth: Int { width + 2 * padding }
@@ -33,16 +33,6 @@ extension Conv2dLayer {
             let src = image + y * width * c, dst = planes + (y + padding) * pw + padding
             if c == 1 { dst.update(from: src, count: width); continue }
             for x in 0..<width { for ch in 0..<c { dst[ch * plane + x] = src[x * c + ch] } }
-        }
-    }
-
-    /// `image[y, x, c] += planes[c][y + p][x + p]` (the adjoint of `spread`).
-    @inline(__always)
-    func gather<T: BLASScalar>(_ planes: UnsafePointer<T>, into image: UnsafeMutablePointer<T>) {
-        let c = channels, pw = paddedWidth, plane = paddedHeight * pw
-        for y in 0..<height {
-            let src = planes + (y + padding) * pw + padding, dst = image + y * width * c
-            for x in 0..<width { for ch in 0..<c { dst[x * c + ch] += src[ch * plane + x] } }
         }
     }
 
@@ -75,42 +65,6 @@ extension Conv2dLayer {
                         if one { row[patch] = 1 }
                     }
                 }
-            }
-        }
-    }
-
-    /// The adjoint of `im2col` (without the 1): adds each row's patch values back onto the
-    /// pixels they came from, image e at `out + e·exampleStride`. Every pixel receives its
-    /// terms in the tap-by-tap order (position, then i, j), summed from zero in the planes.
-    func col2im<T: BLASScalar>(_ rows: UnsafePointer<T>, ld: Int, examples: Int, into out: UnsafeMutablePointer<T>, exampleStride: Int) {
-        let k = kernel, pw = paddedWidth, plane = paddedHeight * pw, ow = outWidth, t = positions, count = planeCount
-        let vector = T.self == Float.self && k <= 8
-        let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .>= SIMD8<Int32>(repeating: Int32(k))
-        withPlanes(T.self) { planes in
-            for e in 0..<examples {
-                if e > 0 { planes.update(repeating: 0, count: count) }
-                let r = rows + e * t * ld
-                for oy in 0..<outHeight {
-                    for ox in 0..<ow {
-                        var column = r + (oy * ow + ox) * ld, corner = planes + oy * stride * pw + ox * stride
-                        let end = column + patch
-                        for _ in 0..<channels {
-                            var dst = corner
-                            for _ in 0..<k {
-                                if vector && end - column >= 8 {
-                                    let add = UnsafeRawPointer(column).loadUnaligned(as: SIMD8<Float>.self).replacing(with: 0, where: lanes)
-                                    let d = UnsafeMutableRawPointer(dst)
-                                    d.storeBytes(of: d.loadUnaligned(as: SIMD8<Float>.self) + add, as: SIMD8<Float>.self)
-                                } else {
-                                    for j in 0..<k { dst[j] += column[j] }
-                                }
-                                column += k; dst += pw
-                            }
-                            corner += plane
-                        }
-                    }
-                }
-                gather(planes, into: out + e * exampleStride)
             }
         }
     }

@@ -36,14 +36,24 @@ func reluBackward<T: BLASScalar>(pre: UnsafePointer<T>, grad: UnsafePointer<T>, 
 
 
 /// `out[b,q,j] = s[b,j] > 0 ? t[b,q,j] : 0` (the derivative broadcast over Q vectors; t and
-/// out B×(Q·width), s B×width; `out` may be `t`).
+/// out B×(Q·width), s B×width; `out` may be `t`). In place the scalar loop cannot vectorise
+/// (the pointers are equal), so Float takes 16-value vectors; the select is exact either way.
 @inline(__always)
 func reluTangent<T: BLASScalar>(_ t: UnsafePointer<T>, pre s: UnsafePointer<T>, into out: UnsafeMutablePointer<T>, batch: Int, queries: Int, width: Int) {
     for b in 0..<batch {
         let sb = s + b * width
         for q in 0..<queries {
             let tb = t + (b * queries + q) * width, ob = out + (b * queries + q) * width
-            for j in 0..<width { ob[j] = sb[j] > 0 ? tb[j] : 0 }  // branch-free select vectorises
+            var j = 0
+            if T.self == Float.self {
+                let p = UnsafeRawPointer(sb), x = UnsafeRawPointer(tb), o = UnsafeMutableRawPointer(ob)
+                while j + 16 <= width {
+                    let v = p.loadUnaligned(fromByteOffset: 4 * j, as: SIMD16<Float>.self), g = x.loadUnaligned(fromByteOffset: 4 * j, as: SIMD16<Float>.self)
+                    o.storeBytes(of: g.replacing(with: 0, where: .!(v .> 0)), toByteOffset: 4 * j, as: SIMD16<Float>.self)
+                    j += 16
+                }
+            }
+            while j < width { ob[j] = sb[j] > 0 ? tb[j] : 0; j += 1 }
         }
     }
 }

@@ -150,10 +150,11 @@ public enum SpatialOperation: Equatable, Sendable {
         switch self {
         case .maxPool(let p), .globalMaxPool(let p):
             let iw = p.inputWidth, ow = p.outputWidth
-            out.initialize(repeating: 0, count: batch * queries * iw)
             p.forEachArgmax(pre, batch: batch) { b, best in
                 for q in 0..<queries {
                     let gq = g + (b * queries + q) * ow, oq = out + (b * queries + q) * iw
+                    // Zeroed here, not all B·Q at once: the image is still in L1 for the adds.
+                    oq.initialize(repeating: 0, count: iw)
                     for o in 0..<ow { oq[best[o]] += gq[o] }
                 }
             }
