@@ -77,3 +77,41 @@ AVX512 void astra_rank_update(const float *a, long lda, long outputs, const floa
         else rank_block(a, lda, b + k0, ldb, count, out + k0, ldo, m, 8);
     }
 }
+
+// One example's max-pool backward pass for disjoint windows (stride ≥ window), channels in
+// runs of 16 lanes: the running maximum is `v > m ? v : m` (MAXPS returns its second operand
+// for NaN and equal zeros, so `max(v, m)` is exactly that select), and each window's winner
+// is its first tap equal to the maximum (tap 0 if the maximum is NaN, which only a NaN tap 0
+// gives): the argmax of MaxPool2d.argmaxima, whose scatter onto zeros writes 0 + g.
+AVX512 void astra_maxpool_backward_disjoint(const float *x, const float *g, float *out, long height, long width, long channels,
+                                            long windowHeight, long windowWidth, long stride) {
+    const long outHeight = (height - windowHeight) / stride + 1, outWidth = (width - windowWidth) / stride + 1;
+    for (long i = 0; i < height * width * channels; i++) out[i] = 0;
+    const __m512 zero = _mm512_setzero_ps();
+    for (long oy = 0; oy < outHeight; oy++) {
+        for (long ox = 0; ox < outWidth; ox++) {
+            const long corner = (oy * stride * width + ox * stride) * channels;
+            const float *go = g + (oy * outWidth + ox) * channels;
+            for (long c0 = 0; c0 < channels; c0 += 16) {
+                const long n = channels - c0 < 16 ? channels - c0 : 16;
+                const __mmask16 lanes = (__mmask16)((1u << n) - 1);
+                __m512 m = _mm512_maskz_loadu_ps(lanes, x + corner + c0);
+                for (long i = 0; i < windowHeight; i++)
+                    for (long j = 0; j < windowWidth; j++)
+                        if (i > 0 || j > 0) m = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, x + corner + (i * width + j) * channels + c0), m);
+                const __m512 gv = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(lanes, go + c0));
+                __mmask16 taken = (__mmask16)~lanes;
+                for (long i = 0; i < windowHeight; i++) {
+                    for (long j = 0; j < windowWidth; j++) {
+                        const long at = corner + (i * width + j) * channels + c0;
+                        __mmask16 eq = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(lanes, x + at), m, _CMP_EQ_OQ);
+                        if (i == 0 && j == 0) eq |= _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
+                        const __mmask16 win = eq & (__mmask16)~taken;
+                        taken |= win;
+                        _mm512_mask_storeu_ps(out + at, win, gv);
+                    }
+                }
+            }
+        }
+    }
+}

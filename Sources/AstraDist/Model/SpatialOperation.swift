@@ -1,3 +1,5 @@
+import CConvKernels
+
 /// A max-pool over windows of an image in the (position, channel) layout of `Conv2dLayer`
 /// (`[y, x, c]` per example), no padding (PyTorch's `nn.MaxPool2d(kernel, stride)`); a
 /// global max-pool is the window of the whole image.
@@ -69,6 +71,15 @@ public struct MaxPool2d: Equatable, Sendable {
             }
         }
     }
+
+    /// Whether every input lies in at most one window (stride ≥ window along each axis that
+    /// has more than one), as in `MaxPool2d(2)` and the global pool.
+    var windowsDisjoint: Bool { (stride >= windowHeight || outHeight == 1) && (stride >= windowWidth || outWidth == 1) }
+
+    /// Whether the training backward pass (Q = 1) runs the C kernel
+    /// `astra_maxpool_backward_disjoint` (Float, AVX-512, disjoint windows): the argmax
+    /// scatter's values without its index arrays, which cost 5× the pass.
+    func directBackward<T: BLASScalar>(_: T.Type) -> Bool { T.self == Float.self && Conv2dLayer.directKernels && windowsDisjoint }
 
     /// Runs `body(argmax of example b)` for each of `batch` examples of `pre` (one index buffer).
     @inline(__always)
@@ -150,6 +161,15 @@ public enum SpatialOperation: Equatable, Sendable {
         switch self {
         case .maxPool(let p), .globalMaxPool(let p):
             let iw = p.inputWidth, ow = p.outputWidth
+            if queries == 1 && p.directBackward(T.self) {
+                let f = { (q: UnsafePointer<T>) in UnsafeRawPointer(q).assumingMemoryBound(to: Float.self) }
+                let o = UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self)
+                for b in 0..<batch {
+                    astra_maxpool_backward_disjoint(f(pre + b * iw), f(g + b * ow), o + b * iw, p.height, p.width, p.channels,
+                                                    p.windowHeight, p.windowWidth, p.stride)
+                }
+                return
+            }
             p.forEachArgmax(pre, batch: batch) { b, best in
                 for q in 0..<queries {
                     let gq = g + (b * queries + q) * ow, oq = out + (b * queries + q) * iw

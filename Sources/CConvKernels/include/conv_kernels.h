@@ -21,4 +21,12 @@ void astra_conv_direct(const float *padded, long paddedWidth, long channels, lon
 /// k < `width` (`out` rows `ldo` apart): a rank-`count` update, each output summing over t
 /// in order, then added. Precondition: `astra_conv_direct_available()`.
 void astra_rank_update(const float *a, long lda, long outputs, const float *b, long ldb, long width, long count, float *out, long ldo);
+
+/// One example's max-pool backward pass for disjoint windows (stride ≥ window height and
+/// width): `out` (H·W·C, (y, x, c) layout) is 0 except at each window's maximum of `x` (ties:
+/// the first in row-major window order; a NaN first tap wins), where it is `0 + g[o]`.
+/// Bit-identical to scattering g through MaxPool2d's argmax. Precondition:
+/// `astra_conv_direct_available()`.
+void astra_maxpool_backward_disjoint(const float *x, const float *g, float *out, long height, long width, long channels,
+                                     long windowHeight, long windowWidth, long stride);
 #endif
