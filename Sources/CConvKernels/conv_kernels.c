@@ -79,38 +79,55 @@ AVX512 void astra_rank_update(const float *a, long lda, long outputs, const floa
 }
 
 // One example's max-pool backward pass for disjoint windows (stride ≥ window), channels in
-// runs of 16 lanes: the running maximum is `v > m ? v : m` (MAXPS returns its second operand
-// for NaN and equal zeros, so `max(v, m)` is exactly that select), and each window's winner
-// is its first tap equal to the maximum (tap 0 if the maximum is NaN, which only a NaN tap 0
-// gives): the argmax of MaxPool2d.argmaxima, whose scatter onto zeros writes 0 + g.
+// runs of 16 (or 8) lanes: the running maximum is `v > m ? v : m` (MAXPS returns its second
+// operand for NaN and equal zeros, so `max(v, m)` is exactly that select), and each window's
+// winner is its first tap equal to the maximum (tap 0 if the maximum is NaN, which only a NaN
+// tap 0 gives): the argmax of MaxPool2d.argmaxima, whose scatter onto zeros writes 0 + g.
+// Full-width stores where the channels allow (masked stores are slow on some CPUs, AMD Zen 4).
+#define POOL_RUN(VEC, LOAD, MAX, ADD, ZERO, CMP, MOVZ, STORE, MASK, ALL)                                      \
+    {                                                                                                           \
+        VEC m = LOAD(x + corner + c0);                                                                          \
+        for (long i = 0; i < windowHeight; i++)                                                                 \
+            for (long j = 0; j < windowWidth; j++)                                                              \
+                if (i > 0 || j > 0) m = MAX(LOAD(x + corner + (i * width + j) * channels + c0), m);             \
+        const VEC gv = ADD(ZERO(), LOAD(go + c0));                                                              \
+        MASK taken = 0;                                                                                         \
+        for (long i = 0; i < windowHeight; i++) {                                                               \
+            for (long j = 0; j < windowWidth; j++) {                                                            \
+                const long at = corner + (i * width + j) * channels + c0;                                       \
+                MASK eq = CMP(LOAD(x + at), m, _CMP_EQ_OQ);                                                     \
+                if (i == 0 && j == 0) eq |= CMP(m, m, _CMP_UNORD_Q);                                            \
+                const MASK win = eq & (MASK)~taken & (MASK)ALL;                                                 \
+                taken |= win;                                                                                   \
+                STORE(out + at, MOVZ(win, gv));                                                                 \
+            }                                                                                                   \
+        }                                                                                                       \
+    }
+
 AVX512 void astra_maxpool_backward_disjoint(const float *x, const float *g, float *out, long height, long width, long channels,
                                             long windowHeight, long windowWidth, long stride) {
     const long outHeight = (height - windowHeight) / stride + 1, outWidth = (width - windowWidth) / stride + 1;
     for (long i = 0; i < height * width * channels; i++) out[i] = 0;
-    const __m512 zero = _mm512_setzero_ps();
     for (long oy = 0; oy < outHeight; oy++) {
         for (long ox = 0; ox < outWidth; ox++) {
             const long corner = (oy * stride * width + ox * stride) * channels;
             const float *go = g + (oy * outWidth + ox) * channels;
-            for (long c0 = 0; c0 < channels; c0 += 16) {
-                const long n = channels - c0 < 16 ? channels - c0 : 16;
-                const __mmask16 lanes = (__mmask16)((1u << n) - 1);
-                __m512 m = _mm512_maskz_loadu_ps(lanes, x + corner + c0);
-                for (long i = 0; i < windowHeight; i++)
-                    for (long j = 0; j < windowWidth; j++)
-                        if (i > 0 || j > 0) m = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, x + corner + (i * width + j) * channels + c0), m);
-                const __m512 gv = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(lanes, go + c0));
-                __mmask16 taken = (__mmask16)~lanes;
-                for (long i = 0; i < windowHeight; i++) {
-                    for (long j = 0; j < windowWidth; j++) {
-                        const long at = corner + (i * width + j) * channels + c0;
-                        __mmask16 eq = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(lanes, x + at), m, _CMP_EQ_OQ);
-                        if (i == 0 && j == 0) eq |= _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
-                        const __mmask16 win = eq & (__mmask16)~taken;
-                        taken |= win;
-                        _mm512_mask_storeu_ps(out + at, win, gv);
-                    }
-                }
+            long c0 = 0;
+            for (; c0 + 16 <= channels; c0 += 16)
+                POOL_RUN(__m512, _mm512_loadu_ps, _mm512_max_ps, _mm512_add_ps, _mm512_setzero_ps, _mm512_cmp_ps_mask,
+                         _mm512_maskz_mov_ps, _mm512_storeu_ps, __mmask16, 0xFFFF)
+            for (; c0 + 8 <= channels; c0 += 8)
+                POOL_RUN(__m256, _mm256_loadu_ps, _mm256_max_ps, _mm256_add_ps, _mm256_setzero_ps, _mm256_cmp_ps_mask,
+                         _mm256_maskz_mov_ps, _mm256_storeu_ps, __mmask8, 0xFF)
+            if (c0 < channels) {
+                // The last channels < 8: masked loads and stores.
+                const __mmask16 lanes = (__mmask16)((1u << (channels - c0)) - 1);
+#define LOADM(p) _mm512_maskz_loadu_ps(lanes, p)
+#define STOREM(p, v) _mm512_mask_storeu_ps(p, lanes, v)
+                POOL_RUN(__m512, LOADM, _mm512_max_ps, _mm512_add_ps, _mm512_setzero_ps, _mm512_cmp_ps_mask,
+                         _mm512_maskz_mov_ps, STOREM, __mmask16, lanes)
+#undef LOADM
+#undef STOREM
             }
         }
     }

@@ -9,6 +9,9 @@ final class MaxPoolBackwardTests: XCTestCase {
         try XCTSkipUnless(Conv2dLayer.directKernels, "the kernel needs AVX-512 (this CPU runs the index-array path for Q = 1 too)")
         let pools = [MaxPool2d(channels: 3, height: 5, width: 4, kernel: 2, stride: 2),
                      MaxPool2d(channels: 16, height: 6, width: 6, kernel: 3, stride: 3),
+                     // The kernel's 16-, 8- and masked-lane runs: 24 = 16 + 8, 11 = 8 + 3.
+                     MaxPool2d(channels: 24, height: 4, width: 4, kernel: 2, stride: 2),
+                     MaxPool2d(channels: 11, height: 4, width: 6, kernel: 2, stride: 2),
                      .global(channels: 2, height: 3, width: 3)]
         for pool in pools {
             XCTAssertTrue(pool.directBackward(Float.self))
