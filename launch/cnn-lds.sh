@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The convolutional setting's LDS table (docs/results.md, "CNN setting"): five `mnist-cnn`
 # models, a 100 × REPEATS ground truth, identity, K-FAC, EK-FAC, EK-FAC-SOURCE and ASTRA for
-# every model, SNI on model 0, the ensemble, and the convergence curves of model 0 (3 solver
-# seeds: the default 10 repeat SNI's 2,000 iterations ten times on this network). Under
+# every model, SNI on model 0, the ensemble, the convergence curves of model 0 (3 solver
+# seeds: the default 10 repeat SNI's 2,000 iterations ten times on this network), the damping
+# study (EK-FAC-IF at seven λ, ASTRA-IF at λ = 0.05) and ASTRA-SOURCE. Under
 # `mpirun -n 2`; every step is resumable (re-running skips finished work).
 #   launch/cnn-lds.sh [REPEATS] [WORKDIR] [DATA]   (defaults 10, workspaces/mnist-cnn,
 #   idx:../shared/data/mnist); ASTRA_BIN as in launch/figure2.sh.
@@ -21,6 +22,11 @@ for m in identity kfac ekfac astra source; do step score --workdir "$w" --method
 step lds --workdir "$w" --ensemble
 step score --workdir "$w" --method sni --seeds 0 --trace-every 100
 step lds --workdir "$w" --ensemble
-step convergence --workdir "$w" --solver-seeds 3
+# SNI's sweep brackets its automatic step on model 0 (α = 1/λ_max = 0.162; 2/λ_max diverges).
+step convergence --workdir "$w" --solver-seeds 3 --sni-rates 0.16,0.1,0.01
+# The damping: EK-FAC-IF at seven λ (one fit, one rotation), ASTRA-IF at ten times the preset's.
+step score --workdir "$w" --method ekfac --damping 1e-4,1e-3,0.0052,0.01,0.05,0.1,1
+step score --workdir "$w" --method astra --damping 0.05
+step lds --workdir "$w" --ensemble
 step score --workdir "$w" --method astra-source
 step lds --workdir "$w" --ensemble
