@@ -18,7 +18,8 @@ for (t0, cmd), (t1, _) in zip(steps, steps[1:]):
     m = re.search(r"score --workdir (\S+) --method (\S+)(.*)", cmd)
     if m:
         d = (t1 - t0).total_seconds() % 86400
-        key = (pathlib.Path(m.group(1)).name, m.group(2), m.group(3).strip())
+        rest = re.sub(r"\s*--seeds \S+", "", m.group(3)).strip()   # the model-0 pass and the rest add up
+        key = (pathlib.Path(m.group(1)).name, m.group(2), rest)
         seconds[key] = seconds.get(key, 0) + d   # a re-run adds its (skip) time
 
 def row(ws, name):

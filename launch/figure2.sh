@@ -20,7 +20,18 @@ step() { echo "== $(date +%T) $*" >&2; "${A[@]}" "$B" "$@"; }
 step train --setting "$setting" --workdir "$w" --seeds 0-4 ${data:+--data "$data"}
 step groundtruth --workdir "$w" ${repeats:+--repeats "$repeats"}
 step fit --workdir "$w"
-for m in ekfac tracin trak source astra astra-source; do step score --workdir "$w" --method $m; done
+if [ ! -d "$x" ]; then
+  mkdir -p "$x.tmp" && cp -a "$w"/. "$x.tmp"/ && rm -rf "$x.tmp"/{factors,scores,lds} && mv "$x.tmp" "$x"
+fi
+step fit --workdir "$x" --fisher exact
+
+# Model 0 of every method first, then the other models: a run cut short still has the whole
+# single-model column (score skips finished seeds, so the second pass only adds seeds 1-4).
+for seeds in 0 ""; do
+  for m in ekfac tracin trak source astra astra-source; do step score --workdir "$w" --method $m ${seeds:+--seeds $seeds}; done
+  step score --workdir "$x" --method ekfac,astra --fisher exact ${seeds:+--seeds $seeds}
+done
+
 implied=$(printf '%.4g' "$(sed -n 's/.*"impliedDamping" *: *\([0-9.e+-]*\).*/\1/p' "$w/scores/source/seed-0.json" | head -1)")
 stated=$(sed -n 's/.*"damping" *: *\([0-9.e+-]*\).*/\1/p' "$w/config.json" | head -1)
 # Within 1% of the setting's λ the implied-damping rows would repeat the defaults' at a solve's cost.
@@ -29,12 +40,6 @@ if awk -v a="$implied" -v b="$stated" 'BEGIN { d = a / b - 1; exit !(d < 0.01 &&
 else
   step score --workdir "$w" --method ekfac,astra --damping "$implied"
 fi
-
-if [ ! -d "$x" ]; then
-  mkdir -p "$x.tmp" && cp -a "$w"/. "$x.tmp"/ && rm -rf "$x.tmp"/{factors,scores,lds} && mv "$x.tmp" "$x"
-fi
-step fit --workdir "$x" --fisher exact
-step score --workdir "$x" --method ekfac,astra --fisher exact
 
 step lds --workdir "$w" --ensemble
 step lds --workdir "$x" --ensemble
