@@ -27,7 +27,9 @@ step fit --workdir "$x" --fisher exact
 
 # Model 0 of every method first, then the other models: a run cut short still has the whole
 # single-model column (score skips finished seeds, so the second pass only adds seeds 1-4).
-for seeds in 0 ""; do
+# MODEL0_ONLY=1 stops after the first pass (a session too short for the ensembles).
+passes=(0 ""); [ -n "${MODEL0_ONLY:-}" ] && passes=(0)
+for seeds in "${passes[@]}"; do
   for m in ekfac tracin trak source astra astra-source; do step score --workdir "$w" --method $m ${seeds:+--seeds $seeds}; done
   step score --workdir "$x" --method ekfac,astra --fisher exact ${seeds:+--seeds $seeds}
 done
@@ -38,7 +40,7 @@ stated=$(sed -n 's/.*"damping" *: *\([0-9.e+-]*\).*/\1/p' "$w/config.json" | hea
 if awk -v a="$implied" -v b="$stated" 'BEGIN { d = a / b - 1; exit !(d < 0.01 && d > -0.01) }'; then
   echo "== implied damping $implied is within 1% of the setting's $stated: its rows are the defaults' (not re-run)" >&2
 else
-  step score --workdir "$w" --method ekfac,astra --damping "$implied"
+  step score --workdir "$w" --method ekfac,astra --damping "$implied" ${MODEL0_ONLY:+--seeds 0}
 fi
 
 step lds --workdir "$w" --ensemble
