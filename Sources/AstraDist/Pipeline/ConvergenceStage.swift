@@ -37,7 +37,7 @@ public enum ConvergenceStage {
 
     public static func run(_ ctx: RunContext, _ opt: Options) throws -> Result {
         setBLASThreads(ctx.threads)
-        let eval = try IterateEvaluator(ctx, queries: opt.queries, damping: opt.damping)
+        let eval = try IterateEvaluator(ctx, label: "convergence", queries: opt.queries, damping: opt.damping)
         let q = eval.queries, damping = eval.damping
         /// One solve; objective and LDS at the checkpoints.
         func trajectory(_ o: SolverOptions) throws -> [(Int, Double, Double)] {
@@ -53,7 +53,7 @@ public enum ConvergenceStage {
         }
         var sniBase = SolverOptions(method: .sni, damping: damping)
         sniBase.iterations = opt.sniIterations; sniBase.traceEvery = 0
-        let (bestRate, sweep) = eval.bestSNIRate(opt.sniRates, base: sniBase, log: "convergence")
+        let (bestRate, sweep) = eval.bestSNIRate(opt.sniRates, base: sniBase)
         var curves = [curve("astra", rate: "c/λ_max, c = \(SolverOptions.defaultScale(.astra))", astraRuns)]
         if let rate = bestRate {
             var sniRuns: [[(Int, Double, Double)]] = []

@@ -13,6 +13,8 @@ struct IterateEvaluator {
     let v: [Float]
     let queries: Int
     let damping: Double
+    /// The command's name, prefixed to its progress lines on rank 0.
+    let label: String
     private let masks: SubsetMasks
     private let groundTruth: [Double]
     private let contraction: ScoreContraction<Float>
@@ -20,8 +22,9 @@ struct IterateEvaluator {
     private let evalRows: [Int]
 
     /// Precondition: train, fit and groundtruth are done for the first seed of `ctx`.
-    init(_ ctx: RunContext, queries requested: Int, damping: Double?) throws {
+    init(_ ctx: RunContext, label: String, queries requested: Int, damping: Double?) throws {
         self.ctx = ctx
+        self.label = label
         let seed = ctx.seeds[0]
         let (net, model) = try ctx.loadModel(seed: seed)
         self.net = net
@@ -68,7 +71,9 @@ struct IterateEvaluator {
     func iterates(_ o: SolverOptions, at marks: Set<Int>) throws -> [(Int, SolvedBlock<Float>)] {
         var stored: [(Int, SolvedBlock<Float>)] = []
         let basis = o.method.usesEigenbasis ? ekfac : nil
+        let report = progress(o)
         _ = try IHVPSolver.solve(gradients, network: net, train: ctx.data.train, ekfac: ekfac, options: o, comm: ctx.comm, progress: nil) { k, x in
+            report(k)
             if marks.contains(k) { stored.append((k, SolvedBlock(values: Array(x), queries: queries, eigenbasis: basis))) }
         }
         return stored
@@ -76,13 +81,29 @@ struct IterateEvaluator {
 
     /// The final objective of a solve, nil if it diverged (the SNI step sweep).
     func finalObjective(_ o: SolverOptions) -> Double? {
-        (try? IHVPSolver.solve(gradients, network: net, train: ctx.data.train, ekfac: nil, options: o, comm: ctx.comm, progress: nil))
+        let report = progress(o)
+        return (try? IHVPSolver.solve(gradients, network: net, train: ctx.data.train, ekfac: nil, options: o, comm: ctx.comm, progress: nil) { k, _ in report(k) })
             .map { objective($0.x) }.flatMap { $0.isFinite ? $0 : nil }
+    }
+
+    /// A progress line on rank 0 at every tenth of a solve's iterations (solves here run
+    /// with `traceEvery = 0`, so the solver itself reports nothing until it ends).
+    private func progress(_ o: SolverOptions) -> (Int) -> Void {
+        let start = Date(), every = max(1, o.iterations / 10), rate = o.learningRate.map { ", α = \($0)" } ?? ""
+        return { k in
+            guard k > 0, k % every == 0 else { return }
+            ctx.log(String(format: "%@: %@ seed %d%@: iteration %d of %d, %.0f s", label, o.method.rawValue, Int(o.seed), rate, k, o.iterations, Date().timeIntervalSince(start)))
+        }
     }
 
     /// The convergence command's SNI step rule: the fixed α of `rates` with the lowest final
     /// objective after `base.iterations` iterations (nil: all diverged), and the sweep itself.
-    func bestSNIRate(_ rates: [Double], base: SolverOptions, log label: String) -> (best: Double?, sweep: [String: Double?]) {
+    /// A single rate is taken as given, without a solve (the sweep is then empty).
+    func bestSNIRate(_ rates: [Double], base: SolverOptions) -> (best: Double?, sweep: [String: Double?]) {
+        if rates.count == 1 {
+            ctx.log("\(label): sni α = \(rates[0]), the one rate given (no sweep)")
+            return (rates[0], [:])
+        }
         var sweep: [String: Double?] = [:]
         var best: (Double, Double)? = nil
         for rate in rates {

@@ -40,7 +40,7 @@ public enum SubspaceStage {
     /// Precondition: train, fit and groundtruth are done; thresholds are finite and ≥ 0.
     public static func run(_ ctx: RunContext, _ opt: Options) throws -> Result {
         setBLASThreads(ctx.threads)
-        let eval = try IterateEvaluator(ctx, queries: opt.queries, damping: opt.damping)
+        let eval = try IterateEvaluator(ctx, label: "subspace", queries: opt.queries, damping: opt.damping)
         let bins = opt.thresholds.map { EigenSubspace(eval.ekfac, threshold: $0) }
         for b in bins { ctx.log("subspace: λ ≥ \(b.threshold): \(b.dimension) of \(eval.ekfac.shape.parameterCount) directions") }
         /// One solve: per checkpoint, (objective, LDS) unprojected and then per bin.
@@ -66,7 +66,7 @@ public enum SubspaceStage {
         var all = try curves(.astra, rate: nil, label: "c/λ_max, c = \(SolverOptions.defaultScale(.astra))")
         var sniBase = SolverOptions(method: .sni, damping: eval.damping)
         sniBase.iterations = opt.sniIterations; sniBase.momentum = 0; sniBase.traceEvery = 0
-        let (best, sweep) = eval.bestSNIRate(opt.sniRates, base: sniBase, log: "subspace")
+        let (best, sweep) = eval.bestSNIRate(opt.sniRates, base: sniBase)
         if let rate = best { all += try curves(.sni, rate: rate, label: String(rate)) }
         let result = Result(setting: ctx.config.setting, queries: eval.queries, damping: eval.damping,
                             parameterCount: eval.ekfac.shape.parameterCount, curves: all, sniSweep: sweep)
