@@ -245,7 +245,17 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(LDS.averageScores([[1.5, -2]]), [1.5, -2])
         // M = 2, R = 2, Q = 3; job = j·R + r.
         let jobs: [Int: [Float]] = [0: [1, 2, 3], 1: [3, 4, 5], 2: [10, 10, 10], 3: [0, 0, 1]]
-        XCTAssertEqual(try LDS.groundTruth(jobs: jobs, subsets: 2, repeats: 2, queries: 3), [2, 3, 4, 5, 5, 5.5])
+        XCTAssertEqual(try LDS.groundTruth(jobs: jobs, subsets: 2, repeats: 2, queries: 3).values, [2, 3, 4, 5, 5, 5.5])
+        // A diverged retraining (non-finite losses) is left out of its subset's mean …
+        var diverging = jobs; diverging[1] = [.nan, 4, .infinity]
+        let kept = try LDS.groundTruth(jobs: diverging, subsets: 2, repeats: 2, queries: 3)
+        XCTAssertEqual(kept.values, [1, 2, 3, 5, 5, 5.5])
+        XCTAssertEqual(kept.diverged, [1])
+        // … and a subset whose every retraining diverged is refused with one line.
+        diverging[0] = [1, .nan, 3]
+        XCTAssertThrowsError(try LDS.groundTruth(jobs: diverging, subsets: 2, repeats: 2, queries: 3)) {
+            XCTAssertTrue("\($0)".contains("all 2 retrainings of subset 0 diverged"), "\($0)")
+        }
         var partial = jobs; partial[2] = nil
         XCTAssertThrowsError(try LDS.groundTruth(jobs: partial, subsets: 2, repeats: 2, queries: 3)) {
             XCTAssertTrue("\($0)".contains("job 2"), "\($0)")

@@ -140,27 +140,37 @@ public enum LDS {
 
     /// Ground truth GT (M×Q row-major) from finished retraining jobs, with the job
     /// numbering `job = j·R + r` (subset j, repeat r): `GT[j,q]` is the mean over r of the
-    /// job's `f_q`, in double.
+    /// job's `f_q`, in double. A job with a non-finite value is a diverged retraining (the
+    /// recipe's step too large for that subset): it is left out of its subset's mean and
+    /// listed in `diverged`.
     ///
-    /// Throws an `AstraError` if a job is missing or holds other than Q values.
-    public static func groundTruth(jobs: [Int: [Float]], subsets m: Int, repeats r: Int, queries q: Int) throws -> [Double] {
+    /// Throws an `AstraError` if a job is missing or holds other than Q values, or if every
+    /// repeat of a subset diverged (that subset has no target).
+    public static func groundTruth(jobs: [Int: [Float]], subsets m: Int, repeats r: Int, queries q: Int) throws -> (values: [Double], diverged: [Int]) {
         precondition(m >= 0 && r > 0 && q >= 0)
         var gt = [Double](repeating: 0, count: m * q)
-        var missing: [Int] = []
+        var missing: [Int] = [], diverged: [Int] = []
         for j in 0..<m {
+            var finite = 0
             for rep in 0..<r {
                 let id = j * r + rep
                 guard let v = jobs[id] else { missing.append(id); continue }
                 guard v.count == q else {
                     throw AstraError("ground-truth job \(id) holds \(v.count) values but there are Q=\(q) queries; delete groundtruth/ (or use a new --workdir) and rerun groundtruth")
                 }
+                guard v.allSatisfy(\.isFinite) else { diverged.append(id); continue }
+                finite += 1
                 for k in 0..<q { gt[j * q + k] += Double(v[k]) }
             }
+            guard missing.isEmpty else { continue }
+            guard finite > 0 else {
+                throw AstraError("ground truth: all \(r) retrainings of subset \(j) diverged (non-finite query losses): the training recipe is unstable on subsets; lower the learning rate or the epochs (a new --workdir)")
+            }
+            for k in 0..<q { gt[j * q + k] /= Double(finite) }
         }
-        for i in 0..<gt.count { gt[i] /= Double(r) }
         guard missing.isEmpty else {
             throw AstraError("ground truth is incomplete: \(missing.count) of \(m * r) retraining jobs are missing (first: job \(missing[0])); rerun groundtruth with the same --workdir to finish them")
         }
-        return gt
+        return (gt, diverged)
     }
 }

@@ -25,6 +25,8 @@ public enum GroundTruthStage {
         public var repeats: Int
         public var alpha: Double
         public var configHash: String
+        /// Retrainings left out of their subset's mean because they diverged (nil: written before this was counted).
+        public var divergedRetrainings: Int? = nil
     }
 
     /// Journal id of job (subset j, repeat r).
@@ -102,12 +104,15 @@ public enum GroundTruthStage {
             // LDS.groundTruth reads job j·R + r: renumber the requested M×R block.
             var block: [Int: [Float]] = [:]
             for (k, id) in jobs.enumerated() { block[k] = journal.completed[id] }
-            let gt = try LDS.groundTruth(jobs: block, subsets: mCount, repeats: rCount, queries: q)
+            let (gt, diverged) = try LDS.groundTruth(jobs: block, subsets: mCount, repeats: rCount, queries: q)
+            if !diverged.isEmpty {
+                ctx.log("groundtruth: warning: \(diverged.count) of \(jobs.count) retrainings diverged (non-finite query losses; subsets \(Set(diverged.map { $0 / rCount }).sorted().map(String.init).joined(separator: ", "))): each subset's target is the mean of its finite repeats")
+            }
             var raw = [Float](repeating: 0, count: jobs.count * q)
             for k in jobs.indices { for i in 0..<q { raw[k * q + i] = block[k]![i] } }
             try NPY.write(raw, shape: [mCount, rCount, q], to: dir + "/raw.npy")
             try NPY.write(gt, shape: [mCount, q], to: dir + "/groundtruth.npy")
-            try WorkDirectory.writeJSON(Sweep(masks: mCount, repeats: rCount, alpha: c.alpha, configHash: c.hash), to: dir + "/groundtruth.json")
+            try WorkDirectory.writeJSON(Sweep(masks: mCount, repeats: rCount, alpha: c.alpha, configHash: c.hash, divergedRetrainings: diverged.count), to: dir + "/groundtruth.json")
             ctx.log("groundtruth: wrote \(dir)/groundtruth.npy (\(mCount)×\(q), mean of \(rCount) repeats) in \(String(format: "%.1f", now() - start)) s")
         }
         ctx.comm.barrier()
