@@ -110,6 +110,28 @@ final class ReuseTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 30)
     }
 
+    /// A groundtruth.npy with non-finite targets (an older build averaged diverged retrainings
+    /// in) is refused with the way out, and `groundtruth` rewrites it from the journal.
+    func testNonFiniteGroundTruthIsRefusedAndRewrittenFromTheJournal() throws {
+        let w = TestSupport.temporaryDirectory("nan-gt") + "/w"
+        for args in [["train"] + Self.small, ["groundtruth", "--masks", "3", "--repeats", "1"], ["score", "--method", "identity"]] {
+            let r = try TestSupport.run(args + ["--workdir", w])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let path = w + "/groundtruth/groundtruth.npy"
+        let content = try NPY.read(path)
+        var targets = content.doubles
+        targets[1] = .nan
+        try NPY.write(targets, shape: content.shape, to: path)
+        let refused = try TestSupport.run(["lds", "--workdir", w])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("non-finite targets") && refused.stderr.contains("rerun `astra-dist groundtruth"), refused.stderr)
+        let rewrite = try TestSupport.run(["groundtruth", "--workdir", w, "--masks", "3", "--repeats", "1"])
+        XCTAssertTrue(rewrite.stderr.contains("3 already in the journal, 0 to run"), rewrite.stderr)
+        XCTAssertTrue(try NPY.read(path).doubles.allSatisfy(\.isFinite))
+        XCTAssertEqual(try TestSupport.run(["lds", "--workdir", w]).status, 0)
+    }
+
     func testFormatOneJournalIsRefusedWithTheWayOut() throws {
         let w = TestSupport.temporaryDirectory("legacy") + "/w"
         XCTAssertEqual(try TestSupport.run(["train", "--workdir", w] + Self.small).status, 0)

@@ -169,6 +169,11 @@ public enum GroundTruthStage {
               Array(stored.values(UInt8.self).prefix(m.bits.count)) == m.bits else {
             throw AstraError("\(dir)/masks.npy does not match this configuration's subsets; \(hint) in a new --workdir")
         }
-        return (a.doubles, m)
+        let gt = a.doubles
+        // Written by a build that averaged diverged retrainings in: rewriting it needs no retraining.
+        guard gt.allSatisfy(\.isFinite) else {
+            throw AstraError("\(dir)/groundtruth.npy holds non-finite targets (diverged retrainings averaged in by an older astra-dist): rerun `astra-dist groundtruth --workdir \(ctx.workspace.root)`, which rewrites it from the journal without retraining")
+        }
+        return (gt, m)
     }
 }
