@@ -124,7 +124,7 @@ let commands: [Command] = [
                 OptionSpec(name: "solver-seeds", value: "S", help: "solver seeds per method (default 10)"),
                 OptionSpec(name: "astra-iterations", value: "K", help: "ASTRA iterations (default 200)"),
                 OptionSpec(name: "sni-iterations", value: "K", help: "SNI iterations (default 2000)"),
-                OptionSpec(name: "sni-rates", value: "LIST", help: "SNI step sizes swept (default 1,0.1,0.01,0.001,1e-4,1e-5; one value: used as given)"),
+                sniRatesOption,
                 OptionSpec(name: "damping", value: "X", help: "damping (default: the setting's)")]) { o, comm in
         let ws = try workspace(o, creates: false)
         var opt = ConvergenceStage.Options()

@@ -2,13 +2,16 @@ import AstraDist
 import Foundation
 
 /// Options of `astra-dist subspace` (docs/commands.md).
+/// `--sni-rates`, shared by `convergence` and `subspace` (the same sweep rule, IterateEvaluator.bestSNIRate).
+let sniRatesOption = OptionSpec(name: "sni-rates", value: "LIST", help: "SNI step sizes swept (default 1,0.1,0.01,0.001,1e-4,1e-5; one value: used as given)")
+
 let subspaceSpecs: [OptionSpec] = commonOptions + [
     OptionSpec(name: "thresholds", value: "LIST", help: "bin thresholds: bin b keeps EK-FAC eigenvalues ≥ each (default 0.1,0.01,0.001,1e-4,1e-5; 0 = every direction)"),
     OptionSpec(name: "queries-count", value: "K", help: "queries followed (the first K of the workspace's; default 10)"),
     OptionSpec(name: "solver-seeds", value: "S", help: "solver seeds per method (default 3)"),
     OptionSpec(name: "astra-iterations", value: "K", help: "ASTRA iterations (default 200)"),
     OptionSpec(name: "sni-iterations", value: "K", help: "SNI iterations (default 2000)"),
-    OptionSpec(name: "sni-rates", value: "LIST", help: "SNI step sizes swept (default 1,0.1,0.01,0.001,1e-4,1e-5; one value: used as given)"),
+    sniRatesOption,
     OptionSpec(name: "damping", value: "X", help: "damping λ (default 1e-4, the paper's for this study)"),
 ]
 
