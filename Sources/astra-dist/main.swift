@@ -1,7 +1,9 @@
 import AstraDist
 import Foundation
 
-// MPI first, before any BLAS call (platform notes: fork + threaded BLAS).
+// The BLAS kernels first (it may re-execute this program), then MPI, before any BLAS call
+// (platform notes: fork + threaded BLAS).
+BLASCore.selectKernelsForThisCPU()
 let world = MPICommunicator.world()
 setBLASThreads(1)
 

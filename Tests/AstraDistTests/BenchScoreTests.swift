@@ -21,6 +21,8 @@ final class BenchScoreTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try FileManager.default.subpathsOfDirectory(atPath: dir + "/scores").sorted(), scoresBefore, "bench wrote under scores/")
         let result = try JSONDecoder().decode(Benchmark.ScoreResult.self, from: Data(contentsOf: URL(fileURLWithPath: out)))
+        // The binary ran the best kernels OpenBLAS has for this CPU (BLASCore: not its SSE3 fallback).
+        XCTAssertNil(BLASCore.replacement(core: result.blasCore, cpuFlags: BLASCore.cpuFlags()), "bench ran OpenBLAS's \(result.blasCore) kernels")
         func part(_ name: String) throws -> Benchmark.ScorePart {
             try XCTUnwrap(result.parts.first { $0.name.hasPrefix(name) }, "no part \(name) in \(result.parts.map(\.name))")
         }

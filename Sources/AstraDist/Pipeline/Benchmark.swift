@@ -48,6 +48,8 @@ public enum Benchmark {
         public var gflop: Double
         public var achievedGFLOPS: Double
         public var sgemmPeakGFLOPS: Double
+        /// OpenBLAS's kernel family in this run (`BLASCore`): the peak depends on it.
+        public var blasCore = BLASCore.name
         public var halfDataMedianSeconds: Double
         /// The training thread's CPU seconds per model (on a shared machine the wall time
         /// also counts the time it waited for a core) and the GFLOP/s they give.
@@ -157,6 +159,8 @@ extension Benchmark {
         public var factorGFLOPS: Double
         public var correctionGFLOPS: Double
         public var sgemmPeakGFLOPS: Double
+        /// OpenBLAS's kernel family in this run (`BLASCore`): the peak depends on it.
+        public var blasCore = BLASCore.name
     }
 
     /// FLOPs of the factor pass per example: forward 2P, backward 2P (weight-gradient-free: only
@@ -215,6 +219,8 @@ extension Benchmark {
         public var astraIterationsToMatchSNI: Int?
         public var sniIterations: Int
         public var sgemmPeakGFLOPS: Double
+        /// OpenBLAS's kernel family in this run (`BLASCore`): the peak depends on it.
+        public var blasCore = BLASCore.name
         /// Issue 17's speed targets of source, astra-source and trak (`methodParts`).
         public var targets: [Target] = []
     }
