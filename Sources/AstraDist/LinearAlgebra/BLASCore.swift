@@ -6,7 +6,7 @@ import Foundation
 /// OpenBLAS built with DYNAMIC_ARCH (Debian 12 ships 0.3.21) picks its kernels once, when the
 /// library loads, from the CPU's vendor, family and model. A CPU newer than the library gets a
 /// generic fallback: seen here, an Intel Xeon of family 6 model 207 (AVX-512) ran the SSE3
-/// "Prescott" kernels, one-core SGEMM 24.7 GFLOP/s against 143.6, and training, fits and scores ran 3–5×
+/// "Prescott" kernels, one-core SGEMM 26.5 GFLOP/s against 135.0, and training, fits and scores ran 3–5×
 /// slower than with the "SkylakeX" kernels the CPU supports (docs/results.md, "BLAS kernels").
 /// Only the environment variable `OPENBLAS_CORETYPE`, read at load, changes the choice, so the
 /// program re-executes itself once with it set (`selectKernelsForThisCPU`).
